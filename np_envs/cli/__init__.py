@@ -1,0 +1,1 @@
+"""The ``np-envs`` command line: one module per subcommand, dispatched by ``main``."""

@@ -1,0 +1,145 @@
+"""Where a task's samples come from: a finite data set read in epochs, or an endless generator.
+
+Both the single and the batched environment draw their inputs from a stream, so that they see
+exactly the same samples in the same order: sub-environment ``i`` of batch ``j`` holds stream
+element ``j * B + i``. A data set's training stream is the concatenation of one permutation per
+epoch, so every training sample appears exactly once per epoch whatever the batch size; when
+``B`` does not divide the set size the batch that straddles an epoch boundary simply holds the
+last samples of one epoch and the first of the next (``info["epoch"]`` tells them apart).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Shuffle = Literal["epoch", "once", "none"]
+SHUFFLES: tuple[str, ...] = ("epoch", "once", "none")
+
+
+@dataclass
+class Batch:
+    """One draw of ``count`` consecutive stream elements."""
+
+    inputs: np.ndarray  # (count, obs_dim), the observation dtype
+    targets: np.ndarray  # (count, target_dim), float64
+    epochs: np.ndarray  # (count,), int64
+    indices: np.ndarray  # (count,), int64 row numbers in the data set (-1 for generated samples)
+
+
+class SampleStream:
+    """Interface of a sample stream; ``restart`` rewinds it with a fresh random generator."""
+
+    obs_dim: int
+    target_dim: int
+    obs_dtype: np.dtype
+    size: int | None  # number of distinct samples per epoch, None for an endless stream
+
+    def restart(self, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def next(self, count: int) -> Batch:
+        raise NotImplementedError
+
+
+class DatasetStream(SampleStream):
+    """A finite data set read in epochs.
+
+    ``shuffle="epoch"``: a fresh permutation every epoch (the default for training);
+    ``"once"``: one permutation, reused every epoch (what the paper's SARCOS code did);
+    ``"none"``: the data set's own order (the test split).
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        shuffle: Shuffle = "epoch",
+        obs_dtype: np.dtype | type = np.float32,
+    ) -> None:
+        if shuffle not in SHUFFLES:
+            raise ValueError(f"unknown shuffle {shuffle!r}; choose one of {SHUFFLES}")
+        if len(inputs) != len(targets) or len(inputs) == 0:
+            raise ValueError(
+                f"inputs and targets must be non-empty and of equal length, got {len(inputs)} "
+                f"and {len(targets)} rows"
+            )
+        self.inputs = np.ascontiguousarray(inputs, dtype=obs_dtype)
+        self.targets = np.ascontiguousarray(targets, dtype=np.float64)
+        self.obs_dim = self.inputs.shape[1]
+        self.obs_dtype = self.inputs.dtype
+        self.target_dim = self.targets.shape[1]
+        self.size = len(self.inputs)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(0)
+        self._position = 0
+        self._orders: dict[int, np.ndarray] = {}
+        self._fixed_order: np.ndarray | None = None
+
+    def restart(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._position = 0
+        self._orders = {}
+        self._fixed_order = None
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """Row order of one epoch, drawn lazily and in sequence: it depends on the seed only."""
+        if self.shuffle != "epoch":
+            if self._fixed_order is None:
+                none = self.shuffle == "none"
+                self._fixed_order = (
+                    np.arange(self.size) if none else self._rng.permutation(self.size)
+                )
+            return self._fixed_order
+        order = self._orders.get(epoch)
+        if order is None:
+            # keep at most the previous epoch's order besides the new one
+            self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
+            order = self._orders[epoch] = self._rng.permutation(self.size)
+        return order
+
+    def next(self, count: int) -> Batch:
+        start = self._position
+        first_epoch, offset = divmod(start, self.size)
+        if offset + count <= self.size:  # the common case: one epoch, one slice
+            rows = self._order(first_epoch)[offset : offset + count]
+            epochs = np.full(count, first_epoch, dtype=np.int64)
+        else:
+            positions = np.arange(start, start + count, dtype=np.int64)
+            epochs, offsets = np.divmod(positions, self.size)
+            rows = np.empty(count, dtype=np.int64)
+            for epoch in np.unique(epochs):
+                mask = epochs == epoch
+                rows[mask] = self._order(int(epoch))[offsets[mask]]
+        self._position = start + count
+        return Batch(self.inputs[rows], self.targets[rows], epochs, np.asarray(rows, np.int64))
+
+
+class TeacherStream(SampleStream):
+    """An endless stream from a linear teacher: ``x ~ N(0, I)``, ``y = A x + sigma_t z``.
+
+    The target is computed from the input as the learner sees it (after the cast to the
+    observation dtype), so that float32 rounding never shows up as label noise.
+    """
+
+    size = None
+
+    def __init__(self, teacher: np.ndarray, sigma_t: float, obs_dtype: np.dtype | type) -> None:
+        self.teacher = teacher
+        self.sigma_t = float(sigma_t)
+        self.target_dim, self.obs_dim = teacher.shape
+        self.obs_dtype = np.dtype(obs_dtype)
+        self._rng = np.random.default_rng(0)
+
+    def restart(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+
+    def next(self, count: int) -> Batch:
+        inputs = self._rng.standard_normal((count, self.obs_dim)).astype(self.obs_dtype)
+        targets = inputs.astype(np.float64) @ self.teacher.T
+        if self.sigma_t > 0.0:
+            targets += self.sigma_t * self._rng.standard_normal((count, self.target_dim))
+        zeros = np.zeros(count, dtype=np.int64)
+        return Batch(inputs, targets, zeros, zeros - 1)

@@ -1,0 +1,44 @@
+"""The one definition of the per-sample loss, shared by the environments and the SGD oracle.
+
+``l = 1/2 * sum_i (out_i - target_i)^2`` where ``out`` is the action itself (``readout="linear"``)
+or its softmax (``readout="softmax"``, MNIST). Environments compute it in float64 with numpy;
+the supervised oracle differentiates the torch version. Keeping both here makes it impossible
+for the reward and the oracle's loss to drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+Readout = Literal["linear", "softmax"]
+READOUTS: tuple[str, ...] = ("linear", "softmax")
+
+
+def softmax_numpy(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def readout_numpy(actions: np.ndarray, readout: Readout) -> np.ndarray:
+    """What the loss compares with the target: the action, or its softmax."""
+    if readout == "softmax":
+        return softmax_numpy(actions)
+    return actions
+
+
+def loss_numpy(actions: np.ndarray, targets: np.ndarray, readout: Readout) -> np.ndarray:
+    """Per-sample loss in float64, summed over the output axis (the last)."""
+    out = readout_numpy(np.asarray(actions, dtype=np.float64), readout)
+    diff = out - targets
+    return 0.5 * np.einsum("...i,...i->...", diff, diff)
+
+
+def loss_torch(actions: torch.Tensor, targets: torch.Tensor, readout: Readout) -> torch.Tensor:
+    """Per-sample loss, differentiable; same formula as :func:`loss_numpy`."""
+    out = torch.softmax(actions, dim=-1) if readout == "softmax" else actions
+    return 0.5 * ((out - targets) ** 2).sum(dim=-1)
