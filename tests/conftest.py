@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 if "NP_ENVS_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["NP_ENVS_DATA"] = str(SHARED_DATA)
+# downloads and recorded checksums go to a throw-away cache, never the user's
+os.environ["NP_ENVS_CACHE"] = tempfile.mkdtemp(prefix="np-envs-test-cache-")
 
 
 def _data_present(*relative: str) -> bool:

@@ -290,3 +290,30 @@ def test_sarcos_test_file_scheme_serves_real_rows() -> None:
     np.testing.assert_array_equal(rewards, np.zeros(len(test_x)))
     assert len(train_x) + len(test_x) <= 4449
     assert vec.unwrapped.batch_reduction == "mean"
+
+
+@needs_mnist
+def test_a_corrupt_or_missing_data_file_stops_the_env_with_a_clear_error(tmp_path, monkeypatch):
+    import shutil
+
+    from np_envs.data import DataError, clear_cache
+    from np_envs.data import data_dir as shared_dir
+
+    source = shared_dir() / "mnist"
+    (tmp_path / "mnist").mkdir()
+    for path in source.glob("*.gz"):
+        shutil.copy(path, tmp_path / "mnist" / path.name)
+    damaged = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setenv("NP_ENVS_DATA", str(tmp_path))
+    clear_cache()
+    try:
+        with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz"):
+            gym.make_vec("NPMNIST-v0", num_envs=10, split="test")
+        damaged.unlink()
+        with pytest.raises(DataError, match="np-envs data fetch"):
+            gym.make("NPMNIST-v0", split="test")
+    finally:
+        clear_cache()
