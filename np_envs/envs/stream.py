@@ -10,8 +10,9 @@ last samples of one epoch and the first of the next (``info["epoch"]`` tells the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,12 +37,24 @@ class SampleStream:
     target_dim: int
     obs_dtype: np.dtype
     size: int | None  # number of distinct samples per epoch, None for an endless stream
+    _rng: np.random.Generator
 
     def restart(self, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
     def next(self, count: int) -> Batch:
         raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the stream is and its random state (no data), to resume a run exactly."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put the stream back where :meth:`state_dict` found it."""
+        rng_state = copy.deepcopy(state["rng"])
+        bit_generator = getattr(np.random, rng_state["bit_generator"])()
+        bit_generator.state = rng_state
+        self._rng = np.random.Generator(bit_generator)
 
 
 class DatasetStream(SampleStream):
@@ -99,6 +112,20 @@ class DatasetStream(SampleStream):
             self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
             order = self._orders[epoch] = self._rng.permutation(self.size)
         return order
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["position"] = self._position
+        state["orders"] = {epoch: order.copy() for epoch, order in self._orders.items()}
+        state["fixed_order"] = None if self._fixed_order is None else self._fixed_order.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._position = int(state["position"])
+        self._orders = {int(e): np.asarray(o).copy() for e, o in state["orders"].items()}
+        fixed = state["fixed_order"]
+        self._fixed_order = None if fixed is None else np.asarray(fixed).copy()
 
     def next(self, count: int) -> Batch:
         start = self._position

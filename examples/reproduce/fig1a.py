@@ -1,0 +1,98 @@
+"""Fig. 1A: NP error eps(t) in the linear student-teacher task, simulation against theory.
+
+Simulation (solid): the NP rule, one sample per step, seed-averaged. Theory (dashed): the
+two-variable mean-field map of np_envs.theory. Learning rates are multiples of eta*. Also
+prints sim/theory ratios at fixed steps: the map drops a term and drifts from the simulation
+after a few thousand steps, which REPRODUCTION.md reports.
+
+    python examples/reproduce/fig1a.py                       # reduced: Lh=2000, 2e4 steps, 3 seeds
+    python examples/reproduce/fig1a.py --paper               # Lh=1e4, 1e5 steps, 10 seeds
+    python examples/reproduce/fig1a.py --Lh 10000 --ratios 0.8 --steps 10000 --seeds 3
+"""
+
+from __future__ import annotations
+
+import sys
+
+import _common as C
+import _linear as L
+import numpy as np
+
+from np_envs import theory
+
+CPU = dict(Lx=100, Lh=2000, Ly=10, ratios=[0.8, 1.0, 1.2, 1.4], steps=20_000, seeds=3)
+PAPER = dict(Lh=10_000, steps=100_000, seeds=10)
+CHECKPOINTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = C.make_parser("fig1a", __doc__)
+    p.add_argument("--Lx", type=int)
+    p.add_argument("--Lh", type=int)
+    p.add_argument("--Ly", type=int)
+    p.add_argument("--ratios", type=C.float_list, help="learning rates / eta*")
+    p.add_argument("--steps", type=int)
+    args = C.resolve(p.parse_args(argv), CPU, PAPER)
+    run = C.Run("fig1a", args)
+    Lx, Lh, Ly = args.Lx, args.Lh, args.Ly
+    eta_star = theory.critical_learning_rate(Lx, Lh, Ly)
+    rec = C.log_steps(args.steps, 120)
+    checkpoints = [c for c in CHECKPOINTS if c <= args.steps]
+    rec = sorted(set(rec) | set(checkpoints))
+
+    jobs = [
+        dict(
+            Lx=Lx,
+            Lh=Lh,
+            Ly=Ly,
+            learning_rate=r * eta_star,
+            steps=args.steps,
+            seed=s,
+            record_steps=rec,
+        )
+        for r in args.ratios
+        for s in range(args.seeds)
+    ]
+    runs = L.run_many(jobs, args.workers)
+
+    plt = C.setup_plot()
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    rows, results = [], {"eta_star": eta_star, "ratios": {}}
+    for i, r in enumerate(args.ratios):
+        group = runs[i * args.seeds : (i + 1) * args.seeds]
+        steps = group[0].steps
+        sim = C.seed_mean([g.eps for g in group])
+        _, th_eps = theory.mean_field_trajectory(Lx, Lh, Ly, r * eta_star, args.steps)
+        th = th_eps[steps]
+        color = C.COLORS[i % len(C.COLORS)]
+        ok = np.isfinite(sim) & (steps > 0)
+        ax.loglog(steps[ok], sim[ok], "-", color=color, label=f"{r:g} η*")
+        okt = np.isfinite(th) & (steps > 0)
+        ax.loglog(steps[okt], th[okt], "--", color=color, lw=1)
+        for t, e_s, e_t in zip(steps, sim, th, strict=True):
+            rows.append(dict(ratio=r, step=int(t), sim_eps=e_s, theory_eps=e_t))
+        ratios_at = {
+            int(c): float(sim[list(steps).index(c)] / th[list(steps).index(c)]) for c in checkpoints
+        }
+        imin = int(np.nanargmin(sim)) if np.any(np.isfinite(sim)) else 0
+        results["ratios"][f"{r:g}"] = {
+            "sim_over_theory": ratios_at,
+            "sim_min_eps": float(sim[imin]),
+            "sim_min_step": int(steps[imin]),
+            "sim_final_eps": float(sim[-1]),
+            "theory_final_eps": float(th[-1]),
+            "diverged_seeds": sum(g.stopped == "diverged" for g in group),
+        }
+    ax.set_xlabel("iterations (samples)")
+    ax.set_ylabel("error ε")
+    ax.set_title(f"Fig 1A  Lx={Lx} Lh={Lh} Ly={Ly}, {args.seeds} seeds", fontsize=8)
+    ax.legend(fontsize=7, title="solid sim, dashed theory", title_fontsize=7)
+    fig.tight_layout()
+    png = args.out / "fig1a.png"
+    fig.savefig(png)
+    csv = C.write_csv(args.out / "fig1a.csv", rows)
+    return run.finish(results, [png, csv])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

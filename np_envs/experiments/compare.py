@@ -1,0 +1,131 @@
+"""``compare``: several rules x seeds on one task, same data order, one table and the plots.
+
+Why: the paper's claims are comparisons at equal budgets. Every agent runs with the same seeds,
+and a run's data order depends on its seed only (common random numbers), so differences between
+rules are not differences between data orders.
+
+Outputs in ``OUT``: ``runs/<run_id>/`` (each run's rows as they come, checkpoints, ``done``),
+``rows.jsonl`` / ``rows.csv`` (all rows, refreshed as runs finish), ``runs.csv`` (one line per
+run), ``summary.csv`` / ``summary.json`` / ``summary.md`` (over seeds), and the PNGs of
+:func:`np_envs.experiments.plots.compare_plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from np_envs.experiments import plots
+from np_envs.experiments.config import Settings, make_spec
+from np_envs.experiments.executor import execute
+from np_envs.experiments.results import (
+    atomic_write_json,
+    atomic_write_text,
+    rewrite_jsonl,
+    write_csv,
+)
+from np_envs.experiments.spec import RunSpec
+from np_envs.experiments.summary import (
+    group_summary,
+    markdown_table,
+    print_table,
+    rows_by_run,
+    run_summary,
+)
+
+ROW_COLUMNS = ("label", "agent", "seed", "hidden", "lr", "chunk", "epoch", "samples", "trials",
+               "env_steps", "test_mse", "test_accuracy", "train_loss", "train_mse")
+SUMMARY_COLUMNS = ("label", "seeds", "final_mean", "final_std", "best_mean", "time_best_mean",
+                   "time_target_mean", "reached", "time_climb_mean", "diverged",
+                   "diverged_at_mean")
+
+
+def compare_specs(settings: Settings, labels: Sequence[str], seeds: Sequence[int],
+                  hidden: tuple[int, ...] | None, lr_overrides: dict[str, float | str]
+                  ) -> list[RunSpec]:
+    """One spec per label x seed (labels are agent names or config aliases)."""
+    unknown = set(lr_overrides) - set(labels)
+    if unknown:
+        raise ValueError(f"--lr names {sorted(unknown)} are not among --agents {list(labels)}")
+    return [make_spec(settings, label, seed, hidden, lr_overrides.get(label))
+            for label in labels for seed in seeds]
+
+
+def all_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        rows.extend(result.get("rows") or [])
+    return rows
+
+
+def display_name(column: str, unit: str) -> str:
+    """``time_best_mean`` -> ``epoch_best_mean`` (or ``samples_...``) for people."""
+    return column if column == "time_unit" else column.replace("time_", f"{unit}_")
+
+
+def display_columns(columns: Sequence[str], unit: str) -> list[str]:
+    return [display_name(c, unit) for c in columns]
+
+
+def renamed(table: Sequence[dict[str, Any]], unit: str) -> list[dict[str, Any]]:
+    return [{display_name(k, unit): v for k, v in r.items()} for r in table]
+
+
+def write_compare_outputs(
+    out: Path, results: Sequence[dict[str, Any]], metric: str, target: float | None,
+    title: str = "", draw: bool = True,
+) -> dict[str, Any]:
+    """Combined rows, per-run and per-label tables, plots; returns the tables and files."""
+    rows = all_rows(results)
+    rewrite_jsonl(out / "rows.jsonl", rows)
+    if rows:
+        write_csv(out / "rows.csv", rows, first=ROW_COLUMNS)
+    runs = [run_summary(r, metric, target) for r in rows_by_run(rows).values()]
+    runs = [r for r in runs if r]
+    if runs:
+        write_csv(out / "runs.csv", runs)
+    table = group_summary(runs, ("label",))
+    unit = runs[0]["time_unit"] if runs else "epoch"
+    shown = renamed(table, unit)
+    cols = display_columns(SUMMARY_COLUMNS, unit)
+    if table:
+        write_csv(out / "summary.csv", shown, first=cols)
+    atomic_write_json(out / "summary.json", {"metric": metric, "target": target,
+                                             "time_unit": unit, "groups": shown, "runs": runs})
+    header = f"# {title}\n\nmetric: {metric}" + (f", target {target}" if target else "")
+    atomic_write_text(out / "summary.md", header + "\n\n" + markdown_table(shown, cols))
+    files = plots.compare_plots(rows, metric, out) if (draw and rows) else []
+    return {"table": shown, "columns": cols, "runs": runs, "files": files, "unit": unit}
+
+
+def run_compare(
+    settings: Settings, labels: Sequence[str], seeds: Sequence[int],
+    hidden: tuple[int, ...] | None, lr_overrides: dict[str, float | str], out: str | Path,
+    backend: str = "local", jobs: int = 1, address: str | None = None, progress: bool = True,
+    quiet: bool = False, draw: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) the comparison and write every output; returns the summary."""
+    out = Path(out)
+    settings = settings.resolved()
+    specs = compare_specs(settings, labels, seeds, hidden, lr_overrides)
+    atomic_write_json(out / "compare.json", {"specs": [s.to_dict() for s in specs]})
+    done: list[dict[str, Any]] = []
+
+    def refresh(result: dict[str, Any]) -> None:  # all rows so far, as runs finish
+        done.append(result)
+        rewrite_jsonl(out / "rows.jsonl", all_rows(done))
+
+    results = execute(specs, out, backend=backend, jobs=jobs, address=address,
+                      progress=progress, on_result=refresh)
+    title = f"{settings.env_id}: {', '.join(labels)} x {len(seeds)} seeds"
+    summary = write_compare_outputs(out, results, str(settings.metric), settings.target, title,
+                                    draw=draw)
+    summary["results"] = results
+    if not quiet:
+        print_table(summary["table"], summary["columns"], title)
+        failed = [r["run_id"] for r in results if r["status"] == "failed"]
+        if failed:
+            print(f"{len(failed)} run(s) failed; rerun the same command to retry: {failed}")
+        print(f"results in {out}")
+    return summary

@@ -1,0 +1,204 @@
+"""Run many specs: in this process, on a local process pool, or as Ray tasks; skip finished ones.
+
+Why three backends with one job function: a comparison on a laptop and a sweep on a cluster run
+the very same :func:`~np_envs.experiments.runner.run_job`, so their results agree (each job runs
+with one torch thread and seeds everything from its spec).
+
+- ``local`` with ``jobs=1``: in this process, with a progress bar per run.
+- ``local`` with ``jobs>1``: a ``ProcessPoolExecutor`` with the ``spawn`` start method (no
+  forked torch state). Each worker exits when its parent dies, so a killed sweep leaves no
+  orphan writing into the run folders (and the folders are locked besides).
+- ``ray``: ``ray.init(address=...)`` (an existing cluster) or a local instance with ``jobs``
+  CPUs; one task (``num_cpus=1``) per run. On a cluster the output folder must be on a file
+  system every node sees (the run folders are written by the workers); results also travel back
+  with the task, so the driver's tables never depend on that.
+
+Finished runs (``done`` marker) are not submitted at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from np_envs.experiments.results import RunFolder
+from np_envs.experiments.runner import STATUS_BUSY, STATUS_FAILED, Runner, run_job
+from np_envs.experiments.spec import BACKENDS, RunSpec
+
+OnResult = Callable[[dict[str, Any]], None]
+
+
+def finished_result(spec: RunSpec, root: Path) -> dict[str, Any] | None:
+    """The stored result of a finished run, or None if it still has work to do."""
+    folder = RunFolder(root / "runs" / spec.run_id)
+    record = folder.done_record()
+    if record is None:
+        return None
+    return {"run_id": spec.run_id, "spec": spec.to_dict(), "status": record["status"],
+            "done": record, "rows": folder.rows(), "computed": False}
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)
+        time.sleep(0.5)
+
+
+def _worker_init(parent: int, sys_path: list[str]) -> None:
+    """Pool worker set-up: one torch thread, the parent's import path, die with the parent."""
+    for p in reversed(sys_path):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    import torch
+
+    torch.set_num_threads(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True)
+
+
+def execute(
+    specs: Sequence[RunSpec], root: str | os.PathLike, backend: str = "local", jobs: int = 1,
+    address: str | None = None, progress: bool = True, on_result: OnResult | None = None,
+) -> list[dict[str, Any]]:
+    """Run every spec not yet finished under ``root``; return all results in spec order."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[RunSpec] = []
+    for spec in specs:
+        done = finished_result(spec, root)
+        if done is None:
+            todo.append(spec)
+        else:
+            results[spec.run_id] = done
+            if on_result:
+                on_result(done)
+    if todo:
+        if backend == "ray":
+            run = _run_ray
+        elif jobs <= 1:
+            run = _run_inline
+        else:
+            run = _run_pool
+        for result in run(todo, root, jobs, address, progress, len(specs) - len(todo)):
+            results[result["run_id"]] = result
+            if on_result:
+                on_result(result)
+    return [results[s.run_id] for s in specs if s.run_id in results]
+
+
+def _report_failure(result: dict[str, Any]) -> None:
+    if result.get("status") == STATUS_FAILED:
+        print(f"run {result['run_id']} failed: {result.get('error')} (see its error.txt; "
+              "rerun the same command to retry)", file=sys.stderr)
+    elif result.get("status") == STATUS_BUSY:
+        print(f"run {result['run_id']} is being computed by another process (its folder is "
+              "locked); its rows so far are included; rerun later", file=sys.stderr)
+
+
+def _run_inline(todo, root, jobs, address, progress, skipped):
+    outer = _progress_bar(len(todo) + skipped, "runs", progress)
+    outer.update(skipped)
+    try:
+        for spec in todo:
+            inner = _progress_bar(0, spec.run_id[:40], progress)
+
+            def tick(chunk: int, total: int, bar: Any = inner) -> None:
+                bar.total = total
+                bar.n = chunk
+                bar.refresh()
+
+            try:
+                result = Runner(spec, root, progress=tick).run()
+            finally:
+                inner.close()
+            _report_failure(result)
+            outer.update(1)
+            yield result
+    finally:
+        outer.close()
+
+
+def _run_pool(todo, root, jobs, address, progress, skipped):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    bar = _progress_bar(len(todo) + skipped, "runs", progress)
+    bar.update(skipped)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+        initargs=(os.getpid(), list(sys.path)),
+    ) as pool:
+        futures = {pool.submit(run_job, s.to_dict(), str(root)): s for s in todo}
+        try:
+            for fut in as_completed(futures):
+                result = fut.result()
+                _report_failure(result)
+                bar.update(1)
+                yield result
+        finally:
+            bar.close()
+
+
+def _ray_runtime_env() -> dict[str, Any]:
+    """Workers import np_envs and agents from where this process does; data from the same
+    folder."""
+    import agents
+    import np_envs
+
+    paths = []
+    for mod in (np_envs, agents):
+        locations = getattr(mod, "__path__", None) or [os.path.dirname(mod.__file__)]
+        for loc in locations:
+            parent = str(Path(loc).resolve().parent)
+            if parent not in paths:
+                paths.append(parent)
+    env_vars = {"PYTHONPATH": os.pathsep.join(
+        paths + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    if os.environ.get("NP_ENVS_DATA"):
+        env_vars["NP_ENVS_DATA"] = os.environ["NP_ENVS_DATA"]
+    return {"env_vars": env_vars}
+
+
+def _run_ray(todo, root, jobs, address, progress, skipped):
+    try:
+        import ray
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise RuntimeError("--backend ray needs Ray: pip install 'np-envs[ray]'") from err
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, runtime_env=_ray_runtime_env(), log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(1, jobs), include_dashboard=False,
+                     runtime_env=_ray_runtime_env(), log_to_driver=False)
+        started = True
+    bar = _progress_bar(len(todo) + skipped, "runs (ray)", progress)
+    bar.update(skipped)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+        pending = [remote.remote(s.to_dict(), str(Path(root).resolve())) for s in todo]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            result = ray.get(ready[0])
+            _report_failure(result)
+            bar.update(1)
+            yield result
+    finally:
+        bar.close()
+        if started:
+            ray.shutdown()

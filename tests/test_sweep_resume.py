@@ -1,0 +1,147 @@
+"""Sweeps lose nothing: SIGKILL midway and rerun gives the uninterrupted table; divergence is
+recorded while the others finish; Ray gives the local backend's table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from np_envs.cli.main import main
+from np_envs.experiments.config import Settings
+from np_envs.experiments.results import RunFolder, read_jsonl
+from np_envs.experiments.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+LINEAR = "NPLinearTeacher-v0"
+SWEEP = ["sweep", "--env", LINEAR, "--agents", "np", "--hidden", "32",
+         "--lrs", "0.3eta*,0.6eta*", "--seeds", "2", "--target", "1.0",
+         "--budget-trials", "600", "--eval-every", "50", "--num-envs", "8", "--no-progress",
+         "--no-plots"]
+
+
+def _tables(out: Path) -> dict:
+    """sweep.json and every row, without wall times (the only thing allowed to differ)."""
+    data = json.loads((out / "sweep.json").read_text())
+    for run in data["runs"]:
+        run.pop("wall_time")
+    rows = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_jsonl(
+        out / "rows.jsonl")]
+    data["rows"] = sorted(rows, key=lambda r: (r["run_id"], r["chunk"]))
+    return data
+
+
+def _runs(out: Path) -> list[RunFolder]:
+    return [RunFolder(p) for p in sorted((out / "runs").glob("*")) if p.is_dir()]
+
+
+def _chunk_of(folder: RunFolder) -> int:
+    state = folder.checkpoint_dir / "state.json"
+    try:
+        return json.loads(state.read_text())["chunk"]
+    except (OSError, ValueError):
+        return -1
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    assert main([*SWEEP, "--out", str(ref), "--jobs", "1"]) == 0  # in process, sequential
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "np_envs.cli.main", *SWEEP, "--out", str(out), "--jobs", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    workers: set[int] = set()
+    try:
+        while True:  # kill once a run is finished and another is midway
+            assert proc.poll() is None, "the sweep finished before it could be killed"
+            assert time.monotonic() < deadline, "no run got midway"
+            workers.update(_children(proc.pid))
+            folders = _runs(out) if (out / "runs").is_dir() else []
+            if any(f.is_done for f in folders) and any(
+                not f.is_done and _chunk_of(f) >= 1 for f in folders
+            ):
+                break
+            time.sleep(0.02)
+        workers.update(_children(proc.pid))
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must not live on
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    t_end = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < t_end:
+        time.sleep(0.05)
+    assert workers and not any(_alive(w) for w in workers), "orphan workers kept running"
+
+    before = {f.path.name: (f.done_file.stat().st_mtime_ns, len(f.attempts()))
+              for f in _runs(out) if f.is_done}
+    midway = {f.path.name for f in _runs(out) if not f.is_done and _chunk_of(f) >= 1}
+    assert before and midway
+
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = {f.path.name: f for f in _runs(out)}
+    for name, (mtime, attempts) in before.items():  # finished runs are never recomputed
+        assert after[name].done_file.stat().st_mtime_ns == mtime
+        assert len(after[name].attempts()) == attempts
+    for name in midway:  # unfinished ones resumed from their checkpoint
+        assert any(a["resumed"] and a["start_chunk"] > 1 for a in after[name].attempts())
+    assert all(f.is_done for f in after.values()) and len(after) == 4
+    assert _tables(out) == _tables(ref)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_diverging_rate_is_recorded_and_the_others_finish(tmp_path):
+    settings = Settings(LINEAR, budget=100, unit="trials", eval_every=20, num_envs=8,
+                        target=3.0)
+    result = run_sweep(settings, ["np"], [(16,)], ["0.5eta*", "60eta*"], [0, 1], tmp_path,
+                       progress=False, quiet=True)
+    by_lr = sorted(result["per_lr"], key=lambda r: r["lr"])
+    assert by_lr[0]["diverged"] == 0 and by_lr[0]["final_mean"] is not None
+    assert by_lr[1]["diverged"] == 2 and by_lr[1]["diverged_at_mean"] is not None
+    assert by_lr[1]["diverged_at_mean"] < 100 * 8
+    statuses = sorted(r["status"] for r in result["results"])
+    assert statuses == ["diverged", "diverged", "done", "done"]
+    (best,) = result["best"]
+    assert best["best_lr"] == by_lr[0]["lr"] and best["diverged_lrs"] == 1
+    for name in ("sweep.csv", "sweep_lr.csv", "sweep_runs.csv", "sweep_time_to_target.png",
+                 "sweep_learning_rates.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_ray_backend_gives_the_local_table(tmp_path):
+    pytest.importorskip("ray")
+    settings = Settings(LINEAR, budget=60, unit="trials", eval_every=20, num_envs=8,
+                        target=2.0)
+    grid = (["np", "sgd"], [(16,)], ["0.5eta*", "0.9eta*"], [0])
+    local = run_sweep(settings, *grid, tmp_path / "local", progress=False, quiet=True)
+    ray_run = run_sweep(settings, *grid, tmp_path / "ray", backend="ray", jobs=2,
+                        progress=False, quiet=True)
+    assert all(r["computed"] for r in ray_run["results"])
+    assert _tables(tmp_path / "ray") == _tables(tmp_path / "local")
+    assert local["best"] == ray_run["best"]
