@@ -151,8 +151,8 @@ class RewardAgent:
             assert self.observation_space is not None and self.action_space is not None
             obs_dim_env = int(np.prod(self.observation_space.shape))
             act_dim_env = int(np.prod(self.action_space.shape))
-            for label, given, found in (("obs_dim", obs_dim, obs_dim_env), ("act_dim", act_dim,
-                                                                            act_dim_env)):
+            checks = (("obs_dim", obs_dim, obs_dim_env), ("act_dim", act_dim, act_dim_env))
+            for label, given, found in checks:
                 if given is not None and int(given) != found:
                     raise ValueError(f"{label}={given} does not match the env's {found}")
             obs_dim, act_dim = obs_dim_env, act_dim_env
@@ -590,6 +590,9 @@ class RewardAgent:
             pass
         agent.num_timesteps = int(meta["num_timesteps"])
         agent._n_updates = int(meta["n_updates"])
+        # as SB3: a loaded agent continues the env where it stands (its next learn() calls a
+        # plain reset()); it never rewinds the env's stream with its seed
+        agent._pending_env_seed = None
         return agent
 
     def __repr__(self) -> str:

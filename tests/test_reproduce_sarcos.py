@@ -1,9 +1,10 @@
-"""The issue's SARCOS acceptance (Figs. 4B/4C) at reduced size, and smoke runs of the fig4 scripts.
+"""The issue's SARCOS acceptance (Figs. 4B/4C) at reduced size; smoke runs of fig4a-f, fig5b/c.
 
 Why: the paper's nonlinear claim is that NP's input-weight norm grows until its error turns back
 up, that weight normalisation holds the norm fixed, and that SGD at its best rate has no such
 late rise. These tests check the three on the SARCOS ``test-file`` scheme (the only SARCOS data
-on this machine) with a small network, so they run on every machine that has the data.
+on this machine) with a small network, so they run on every machine that has the data. The
+MNIST smoke tests (and fig4e's four sweeps) are marked slow.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import _sarcos as S  # noqa: E402
 DATA = Path(os.environ.get("NP_ENVS_DATA", "/work/shared/data"))
 pytestmark = pytest.mark.skipif(
     not any(DATA.glob("**/sarcos_inv_test*")), reason="SARCOS test file not available"
+)
+
+needs_mnist = pytest.mark.skipif(
+    not any(DATA.glob("**/t10k-images*")), reason="MNIST files not available"
 )
 
 WIDTH = 200
@@ -86,3 +91,62 @@ def test_fig4a_smoke(tmp_path: Path):
     r = json.loads((out / "summary.json").read_text())["results"]
     assert r["width 800"]["cos_hidden"] < r["width 50"]["cos_hidden"]
     assert s["wall_s"] > 0
+
+
+def test_fig4c_and_fig4f_smoke(tmp_path: Path):
+    """fig4c and fig4f at tiny sizes run and write their files; at a rate that diverges at once
+    the minimum is the start and the return comes at the first record."""
+    import fig4c
+    import fig4f
+
+    s = fig4c.main(["--out", str(tmp_path / "c"), "--width", "50", "--rates", "3e-3",
+                    "--epochs", "4", "--eval-every", "1", "--seeds", "1", "--workers", "1"])
+    r = s["results"]["lr 0.003"]
+    assert r["min_epoch_median"] == 0.0 and r["return_epoch_median"] == 1.0
+    assert (tmp_path / "c" / "fig4c.png").exists()
+    s = fig4f.main(["--out", str(tmp_path / "f"), "--widths", "50", "--epochs", "2",
+                    "--eval-every", "1", "--seeds", "1", "--workers", "1"])
+    wn = next(v for k, v in s["results"].items() if k.startswith("wn-np"))
+    assert wn["w1_sq_end"] == pytest.approx(wn["w1_sq_start"], rel=1e-3)
+    assert (tmp_path / "f" / "fig4f.csv").exists()
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_fig5b_smoke(tmp_path: Path):
+    """fig5b at a tiny size (one width, one rate each, a low target) runs through the sweep."""
+    import fig5b
+
+    s = fig5b.main(["--out", str(tmp_path), "--widths", "50", "--target", "50",
+                    "--np-rates", "3e-4", "--sgd-rates", "3e-3", "--np-epochs", "2",
+                    "--sgd-epochs", "0.5", "--workers", "1"])
+    assert s["results"]["sgd width 50"]["min_epochs_to_target"] < 0.5
+    assert (tmp_path / "fig5b.png").exists()
+
+
+@pytest.mark.slow
+def test_fig4e_smoke(tmp_path: Path):
+    """fig4e at a tiny size (one width, one rate per rule) runs its four sweeps."""
+    import fig4e
+
+    s = fig4e.main(["--out", str(tmp_path), "--widths", "50", "--seeds", "1",
+                    "--np-epochs", "2", "--reinforce-epochs", "2", "--sgd-epochs", "2",
+                    "--np-rates", "1e-4", "--reinforce-rates", "1e-3", "--sgd-rates", "1e-3",
+                    "--target", "100", "--workers", "1"])
+    assert s["results"]["sgd width 50"]["min_epochs_to_target"] < 2
+    assert set(k.split(" width")[0] for k in s["results"]) == {"np", "reinforce",
+                                                                "reinforce-hn", "sgd"}
+    assert (tmp_path / "fig4e.png").exists()
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_fig5c_smoke(tmp_path: Path):
+    """fig5c at a tiny size (width 30, depths 1 and 2, one rate, one epoch) runs both rules."""
+    import fig5c
+
+    s = fig5c.main(["--out", str(tmp_path), "--width", "30", "--depths", "1,2",
+                    "--rates", "3e-4", "--epochs", "1", "--target", "30", "--workers", "1"])
+    assert {"np depth 1", "np depth 2", "wn-np-all depth 1", "wn-np-all depth 2"} <= set(
+        s["results"])
+    assert (tmp_path / "fig5c.png").exists()
