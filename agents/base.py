@@ -20,6 +20,10 @@ Plug-in hooks (override in a subclass; see examples/weight_perturbation.py):
   (default: all but the clean one, i.e. ``evals_per_input - 1``; the rule averages them);
 - ``stochastic_forward(obs)``: what ``predict(deterministic=False)`` answers (default: clean).
 
+Helpers for rules: ``effective_learning_rate(B)`` (the convention below), ``noise_generator``
+(seeded from ``seed``, saved and restored with the agent), ``network`` (the MLP), and
+``_record(**kwargs)`` to store a rule's own keyword arguments so that ``load`` rebuilds it.
+
 Learning-rate convention (``reduction``): every rule sums its per-sample updates over the batch;
 ``reduction="mean"`` divides the learning rate by the batch size, ``"sum"`` does not. The paper
 divides for SARCOS and not for MNIST or the linear task; the default ``None`` takes the

@@ -12,8 +12,10 @@ perturbations and the update is their average, so the learning rate means the sa
 Why it is written by hand rather than with nn.Module calls: the whole step is a handful of
 matrix products, and on a CPU the overheads around them decide the speed. Every buffer is
 allocated once per batch size; the perturbed pass reuses the first layer's clean pre-activation
-(W_1 x is the same product); updates are in-place ``addmm_``; the noise comes from a seeded
-generator, optionally filled one update ahead on a worker thread (see agents/noise.py).
+(W_1 x is the same product); updates are in-place ``addmm_`` with the reward coefficient applied
+to the narrower factor; the noise comes from seeded generator streams that a worker thread fills
+beside the main one (see agents/noise.py) -- on a CPU, drawing Gaussians costs as much as a
+small network's products.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ class NodePerturbation(RewardAgent):
         self._x = obs
         z1 = self._linear(0, obs, self._z1)
         if last == 0:
+            if self._noise is not None:
+                self._noise.begin()
             return z1
         h = self._h[0]
         if h is not z1:  # keep z1 for the perturbed pass, write f(z1) beside it
@@ -163,6 +167,8 @@ class NodePerturbation(RewardAgent):
             h = self._linear(k, h, self._h[k])
             if k < last:
                 activate_(h, self._act)
+        if self._noise is not None:
+            self._noise.begin()  # let a worker draw its noise while the env scores this answer
         return h
 
     def _draw_noise(self) -> None:

@@ -8,7 +8,9 @@ the streams can be filled at once on several threads. How they are scheduled is 
 only, never a change of the numbers:
 
 - ``"serial"``: every stream in the calling thread, in order (GPUs, tiny batches);
-- ``"parallel"``: at ``draw()``, stream 0 in the calling thread while a worker fills the others;
+- ``"parallel"``: a worker fills streams 1.. from ``begin()`` on (NP calls it right after the
+  clean pass, so the worker runs while the environment scores the clean answer), and stream 0
+  is filled in the calling thread at ``draw()``;
 - ``"prefetch"``: a worker fills all streams of the NEXT update while the caller uses this one
   (worth it when torch runs single-threaded and a core would idle); ``close()`` rewinds the
   generators over a fill drawn ahead but never used.
@@ -83,26 +85,40 @@ class GaussianNoise:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="np-noise")
         return self._pool.submit(fn, *args)
 
+    def _fill_others_ahead(self) -> None:
+        self._states_before_pending = [g.get_state() for g in self.generators]
+        self._fill(0, range(1, len(self.generators)))
+
+    def begin(self) -> None:
+        """Start the worker's share of the next ``draw()`` now ("parallel" mode only)."""
+        if self.mode == "parallel" and len(self.generators) > 1 and self._pending is None:
+            self._pending = self._submit(self._fill_others_ahead)
+
     def draw(self) -> list[torch.Tensor]:
         """Fresh noise, one tensor per shape; valid until the next ``draw()``."""
         every = range(len(self.generators))
-        if self.mode == "serial" or len(self.generators) == 1 and self.mode == "parallel":
+        if self.mode == "serial" or (self.mode == "parallel" and len(self.generators) == 1):
             self._fill(0, every)
             return self._sets[0]
         if self.mode == "parallel":
-            others = self._submit(self._fill, 0, range(1, len(self.generators)))
+            self.begin()
             self._fill(0, [0])
-            others.result()
+            self._finish_pending()
             return self._sets[0]
         if self._pending is None:
             self._fill(self._current, every)
         else:
-            self._pending.result()
-            self._pending = None
+            self._finish_pending()
         ready = self._sets[self._current]
         self._current ^= 1
         self._pending = self._submit(self._fill_ahead, self._current)
         return ready
+
+    def _finish_pending(self) -> None:
+        assert self._pending is not None
+        self._pending.result()
+        self._pending = None
+        self._states_before_pending = None
 
     def consumer_states(self) -> list[torch.Tensor]:
         """Generator states as if nothing had been drawn ahead (what save() must record)."""
