@@ -24,6 +24,7 @@ SWEEP = ["sweep", "--env", LINEAR, "--agents", "np", "--hidden", "32",
          "--lrs", "0.3eta*,0.6eta*", "--seeds", "2", "--target", "1.0",
          "--budget-trials", "600", "--eval-every", "50", "--num-envs", "8", "--no-progress",
          "--no-plots"]
+MIDWAY_MAX_CHUNK = 6  # of 600 / 50 = 12 chunks per run
 
 
 def _tables(out: Path) -> dict:
@@ -82,8 +83,10 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
             assert time.monotonic() < deadline, "no run got midway"
             workers.update(_children(proc.pid))
             folders = _runs(out) if (out / "runs").is_dir() else []
+            # midway: a chunk done and half the run still to go, so that it cannot finish
+            # between this check and the kill
             if any(f.is_done for f in folders) and any(
-                not f.is_done and _chunk_of(f) >= 1 for f in folders
+                not f.is_done and 1 <= _chunk_of(f) <= MIDWAY_MAX_CHUNK for f in folders
             ):
                 break
             time.sleep(0.02)
