@@ -43,17 +43,30 @@ def _time_label(tk: str) -> str:
 
 
 def _loglog(ax: Any) -> None:
-    """Log axes with labels on the decades only (minor labels collide on short ranges)."""
-    from matplotlib.ticker import NullFormatter
-
+    """Log axes on both sides (minor labels are settled in :func:`_label_short_log_axes`)."""
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
+
+
+def _label_short_log_axes(fig: Any) -> None:
+    """Minor tick labels only on a log axis spanning less than a decade.
+
+    A longer axis has decade labels, and minor ones would collide; a shorter one has no decade
+    inside it, and without minor labels it would have no numbers at all.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    for ax in fig.axes:
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            low, high = sorted(limits)
+            if axis.get_scale() == "log" and low > 0 and np.log10(high / low) >= 1.0:
+                axis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _label_short_log_axes(fig)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     tmp.replace(path)
