@@ -67,6 +67,18 @@ def make_parser(panel: str, doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def add_linear_task_args(
+    p: argparse.ArgumentParser, *, teacher_noise: bool = False
+) -> None:
+    """Options of the linear-task panels that scan learning rates at one size."""
+    p.add_argument("--Lx", type=int)
+    p.add_argument("--Lh", type=int)
+    p.add_argument("--Ly", type=int)
+    if teacher_noise:
+        p.add_argument("--sigma-t", dest="sigma_t", type=float)
+    p.add_argument("--ratios", type=float_list, help="learning rates / eta*")
+
+
 def resolve(args: argparse.Namespace, cpu: dict, paper: dict) -> argparse.Namespace:
     """Fill options left at None with the CPU-sized default, or the paper's with ``--paper``."""
     for key, value in cpu.items():

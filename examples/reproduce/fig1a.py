@@ -27,10 +27,7 @@ CHECKPOINTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
 
 def main(argv: list[str] | None = None) -> dict:
     p = C.make_parser("fig1a", __doc__)
-    p.add_argument("--Lx", type=int)
-    p.add_argument("--Lh", type=int)
-    p.add_argument("--Ly", type=int)
-    p.add_argument("--ratios", type=C.float_list, help="learning rates / eta*")
+    C.add_linear_task_args(p)
     p.add_argument("--steps", type=int)
     args = C.resolve(p.parse_args(argv), CPU, PAPER)
     run = C.Run("fig1a", args)

@@ -30,11 +30,7 @@ PAPER = dict(
 
 def main(argv: list[str] | None = None) -> dict:
     p = C.make_parser("fig3b", __doc__)
-    p.add_argument("--Lx", type=int)
-    p.add_argument("--Lh", type=int)
-    p.add_argument("--Ly", type=int)
-    p.add_argument("--sigma-t", dest="sigma_t", type=float)
-    p.add_argument("--ratios", type=C.float_list, help="learning rates / eta*")
+    C.add_linear_task_args(p, teacher_noise=True)
     p.add_argument("--steps", type=int, help="step budget per run")
     args = C.resolve(p.parse_args(argv), CPU, PAPER)
     run = C.Run("fig3b", args)
