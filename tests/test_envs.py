@@ -253,6 +253,9 @@ def test_bad_actions_raise_clear_errors_in_the_batched_env() -> None:
     vec.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(3, 10\), expected \(4, 10\)"):
         vec.step(np.zeros((3, 10)))
+    for dtype in (bool, complex, object):
+        with pytest.raises(TypeError, match="real numbers"):
+            vec.step(np.zeros((4, 10), dtype=dtype))
     bad = np.zeros((4, 10))
     bad[2, 5] = -np.inf
     with pytest.raises(ValueError, match=r"NaN or inf \(first at index \[2, 5\]\)"):

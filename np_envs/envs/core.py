@@ -81,9 +81,7 @@ class TrialLogic:
                 f"action has shape {actions.shape}, expected {self.action_shape} "
                 f"(num_envs x action size); pass one output vector per sub-environment"
             )
-        if not np.issubdtype(actions.dtype, np.number) or np.issubdtype(
-            actions.dtype, np.complexfloating
-        ):
+        if actions.dtype.kind not in "iuf":  # real numbers only: no bool, complex or object
             raise TypeError(f"action must be real numbers, got dtype {actions.dtype}")
         if not np.isfinite(actions).all():
             bad = np.argwhere(~np.isfinite(actions))[0].tolist()
