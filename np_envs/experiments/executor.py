@@ -18,7 +18,9 @@ Finished runs (``done`` marker) are not submitted at all.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import threading
 import time
@@ -43,15 +45,39 @@ def finished_result(spec: RunSpec, root: Path) -> dict[str, Any] | None:
             "done": record, "rows": folder.rows(), "computed": False}
 
 
+#: prctl(2) option: a signal the kernel sends this process when its parent dies (Linux)
+_PR_SET_PDEATHSIG = 1
+#: how often a worker checks for its parent where the kernel cannot tell it (not Linux)
+_PARENT_POLL_S = 0.1
+
+
+def _kill_me_with_parent() -> bool:
+    """Linux: have the kernel SIGKILL this worker the moment its parent dies.
+
+    Why not only poll: a run of a small network finishes in well under a poll interval, so a
+    polling orphan can still complete runs (and mark them done) after the sweep was killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def _watch_parent(parent: int) -> None:
     while True:
         if os.getppid() != parent:
             os._exit(3)
-        time.sleep(0.5)
+        time.sleep(_PARENT_POLL_S)
 
 
 def _worker_init(parent: int, sys_path: list[str]) -> None:
     """Pool worker set-up: one torch thread, the parent's import path, die with the parent."""
+    _kill_me_with_parent()
+    if os.getppid() != parent:  # it died before the kernel could be told
+        os._exit(3)
     for p in reversed(sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
