@@ -1,13 +1,9 @@
-"""Linear student-teacher simulations that ``np_envs.theory`` does not cover (Figs. 2, 3B, 3D).
+"""Linear student-teacher runs for the paper's panels (Figs. 1A, 2, 3A, 3B, 3D).
 
-``np_envs.theory.simulate_linear_np`` runs plain NP. The paper's linear panels also need SGD on
-the same task (Fig. 2), NP with the incoming weights of every hidden neuron held at a fixed norm
-(Fig. 3D), early stopping on an error threshold (minimum training time, Fig. 2; return to the
-initial error, Fig. 3B) and a learning-rate search for the minimum training time. This module
-adds them, keeping the draw order of ``simulate_linear_np`` (A, W1, W2, then one vector per step
-holding x, zeta, xi1, xi2), so that plain NP here reproduces that function's trajectory exactly.
-
-Everything is float64 and one sample per step, as in the authors' linear runs (paper/NOTES.md).
+The simulation itself is the product's ``np_envs.linear_simulation.simulate_linear`` (NP or SGD,
+W1 row normalisation, early stopping on an error threshold). This module adds what only the
+panels need: process-parallel batches of runs, first passages read off the records, the map's
+first passages and Fig. 2's learning-rate search for the minimum training time.
 """
 
 from __future__ import annotations
@@ -15,11 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from np_envs import theory
+from np_envs.linear_simulation import LinearRun, simulate_linear
 
 __all__ = [
     "LinearRun",
@@ -33,158 +29,18 @@ __all__ = [
     "run_many",
 ]
 
-#: The linear runs' perturbation amplitude (NOTES.md).
-SIGMA = 1e-6
-#: An error beyond this has blown up; the run stops and later records read +inf.
-DIVERGED = 1e100
 
+def simulate(*args, threads: int | None = 1, **kwargs) -> LinearRun:
+    """``simulate_linear`` with torch's (process-wide) thread count set first.
 
-@dataclass
-class LinearRun:
-    """One simulated run: records at ``steps`` of a = ||W1||^2/(Lx Lh^(1/3)) and the error eps.
-
-    ``stopped`` says why the run ended: "budget" (all steps done), "below" (eps fell to
-    ``stop_below``), "above" (eps rose past ``stop_above``) or "diverged". Records after an
-    early stop are nan ("below"/"above") or +inf ("diverged"); ``last`` is the last step run.
+    One thread is fastest at these sizes; on a shared 2-core machine two threads were 5-50x
+    slower per step (spinning on a busy core).
     """
-
-    steps: np.ndarray
-    a: np.ndarray
-    eps: np.ndarray
-    stopped: str = "budget"
-    last: int = 0
-    params: dict = field(default_factory=dict)
-
-
-def simulate(
-    Lx: int,
-    Lh: int,
-    Ly: int,
-    learning_rate: float,
-    steps: int,
-    *,
-    rule: str = "np",
-    sigma_t: float = 0.0,
-    seed: int = 0,
-    normalize_w1: bool = False,
-    record_every: int = 100,
-    record_steps: Sequence[int] | None = None,
-    stop_below: float | None = None,
-    stop_above: float | None = None,
-    sigma: float = SIGMA,
-    init_scale: float = 1.0,
-    threads: int | None = 1,
-) -> LinearRun:
-    """Train y = W2 W1 x on the teacher y* = A x + sigma_t zeta with NP or SGD, one sample a step.
-
-    ``rule="np"``: y~ = W2 (W1 x + sigma xi1) + sigma xi2, dl = l~ - l,
-    W1 -= lr (dl/sigma) xi1 x^T, W2 -= lr (dl/sigma) xi2 h^T (h = W1 x clean), exactly as
-    ``theory.simulate_linear_np``. ``rule="sgd"``: the gradient of l = 1/2 ||y - y*||^2.
-    ``normalize_w1``: after each step every row of W1 is rescaled to its initial RMS
-    sqrt(2 r/(Lx+Lh)) (NOTES.md's weight normalisation; Fig. 3D), which holds ||W1|| and a fixed.
-    ``stop_below`` / ``stop_above`` end the run at the first record with eps <= / > the value;
-    records are where eps is measured, so they set the resolution of these first passages.
-    ``threads`` sets torch's (process-wide) thread count; one is fastest at these sizes, and on a
-    shared 2-core machine two threads were 5-50x slower per step (spinning on a busy core).
-    """
-    import torch
-
-    if rule not in ("np", "sgd"):
-        raise ValueError(f"rule must be 'np' or 'sgd', got {rule!r}")
     if threads is not None:
+        import torch
+
         torch.set_num_threads(threads)
-    dt = torch.float64
-    gen = torch.Generator()
-    gen.manual_seed(int(seed))
-
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen, dtype=dt)
-
-    w1_std = math.sqrt(2.0 * init_scale / (Lx + Lh))
-    A = randn(Ly, Lx) * math.sqrt(2.0 / (Lx + Ly))
-    W1 = randn(Lh, Lx) * w1_std
-    W2 = randn(Ly, Lh) * math.sqrt(2.0 / (Lh + Ly))
-    row_norm = w1_std * math.sqrt(Lx)  # ||row|| at RMS w1_std
-
-    if record_steps is None:
-        record_at = list(range(0, steps + 1, record_every))
-    else:
-        record_at = sorted({int(t) for t in record_steps if 0 <= int(t) <= steps} | {0})
-    if record_at[-1] != steps:
-        record_at.append(steps)
-    n_rec = len(record_at)
-    a_rec = np.full(n_rec, np.nan)
-    eps_rec = np.full(n_rec, np.nan)
-    cbrt_lh = float(np.cbrt(float(Lh)))
-
-    def measure(i: int) -> float:
-        a_rec[i] = float(torch.sum(W1 * W1)) / (Lx * cbrt_lh)
-        D = W2 @ W1 - A
-        eps_rec[i] = float(torch.sum(D * D)) / (Lx * Ly)
-        return eps_rec[i]
-
-    measure(0)
-    nxt = 1
-    stopped = "budget"
-    last = 0
-    n_noise = Lx + Ly + Lh + Ly
-    with torch.no_grad():
-        for t in range(1, steps + 1):
-            noise = randn(n_noise)
-            x = noise[:Lx]
-            target = A @ x
-            if sigma_t > 0.0:
-                target = target + sigma_t * noise[Lx : Lx + Ly]
-            h = W1 @ x
-            err = W2 @ h - target
-            if rule == "np":
-                xi1 = noise[Lx + Ly : Lx + Ly + Lh]
-                xi2 = noise[Lx + Ly + Lh :]
-                err_p = W2 @ (h + sigma * xi1) + sigma * xi2 - target
-                dl = 0.5 * (torch.dot(err_p, err_p) - torch.dot(err, err))
-                k = learning_rate * float(dl) / sigma
-                if not math.isfinite(k):
-                    stopped = "diverged"
-                    break
-                W1.addr_(xi1, x, alpha=-k)
-                W2.addr_(xi2, h, alpha=-k)
-            else:
-                g1 = W2.T @ err  # before W2 changes
-                W2.addr_(err, h, alpha=-learning_rate)
-                W1.addr_(g1, x, alpha=-learning_rate)
-            if normalize_w1:
-                W1.mul_((row_norm / torch.linalg.vector_norm(W1, dim=1)).unsqueeze(1))
-            last = t
-            if t == record_at[nxt]:
-                e = measure(nxt)
-                nxt += 1
-                if not e <= DIVERGED:
-                    stopped = "diverged"
-                    break
-                if stop_below is not None and e <= stop_below:
-                    stopped = "below"
-                    break
-                if stop_above is not None and e > stop_above:
-                    stopped = "above"
-                    break
-                if nxt == n_rec:
-                    break
-    if stopped == "diverged":
-        # the record that crossed DIVERGED (if any) reads inf too: the run blew up there
-        first = nxt - 1 if nxt > 0 and not eps_rec[nxt - 1] <= DIVERGED else nxt
-        a_rec[first:] = np.inf
-        eps_rec[first:] = np.inf
-    params = dict(
-        Lx=Lx,
-        Lh=Lh,
-        Ly=Ly,
-        learning_rate=learning_rate,
-        rule=rule,
-        sigma_t=sigma_t,
-        seed=seed,
-        normalize_w1=normalize_w1,
-    )
-    return LinearRun(np.asarray(record_at), a_rec, eps_rec, stopped, last, params)
+    return simulate_linear(*args, **kwargs)
 
 
 def _simulate_kwargs(kwargs: dict) -> LinearRun:
