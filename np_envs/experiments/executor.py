@@ -51,19 +51,19 @@ _PR_SET_PDEATHSIG = 1
 _PARENT_POLL_S = 0.1
 
 
-def _kill_me_with_parent() -> bool:
+def _kill_me_with_parent() -> None:
     """Linux: have the kernel SIGKILL this worker the moment its parent dies.
 
     Why not only poll: a run of a small network finishes in well under a poll interval, so a
     polling orphan can still complete runs (and mark them done) after the sweep was killed.
+    Where prctl is missing or fails, the polling watcher is all there is.
     """
     if not sys.platform.startswith("linux"):
-        return False
+        return
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     except (OSError, AttributeError):
-        return False
+        pass
 
 
 def _watch_parent(parent: int) -> None:
@@ -76,15 +76,14 @@ def _watch_parent(parent: int) -> None:
 def _worker_init(parent: int, sys_path: list[str]) -> None:
     """Pool worker set-up: one torch thread, the parent's import path, die with the parent."""
     _kill_me_with_parent()
-    if os.getppid() != parent:  # it died before the kernel could be told
-        os._exit(3)
+    # first thing after prctl: its first check catches a parent that died before prctl
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     for p in reversed(sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
     import torch
 
     torch.set_num_threads(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
 def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
