@@ -38,7 +38,6 @@ update, so every callback sees the weights between updates, never half-way throu
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import pathlib
@@ -146,31 +145,7 @@ class RewardAgent:
         obs_dim: int | None = None,
         act_dim: int | None = None,
     ) -> None:
-        self.env: gym.vector.VectorEnv | None = None
-        self.observation_space: gym.spaces.Box | None = None
-        self.action_space: gym.spaces.Box | None = None
-        self.evals_per_input: int | None = None
-        if env is not None:
-            self.set_env(env)
-            assert self.observation_space is not None and self.action_space is not None
-            obs_dim_env = int(np.prod(self.observation_space.shape))
-            act_dim_env = int(np.prod(self.action_space.shape))
-            checks = (("obs_dim", obs_dim, obs_dim_env), ("act_dim", act_dim, act_dim_env))
-            for label, given, found in checks:
-                if given is not None and int(given) != found:
-                    raise ValueError(f"{label}={given} does not match the env's {found}")
-            obs_dim, act_dim = obs_dim_env, act_dim_env
-        if obs_dim is None or act_dim is None:
-            raise ValueError("pass an env (or obs_dim and act_dim, as load() does)")
-        if reduction is None:
-            reduction = _env_attr(self.env, "batch_reduction") if self.env is not None else None
-            if reduction is None:
-                raise ValueError(
-                    "reduction is None and the env has no batch_reduction: pass "
-                    "reduction='mean' (learning rate divided by the batch) or 'sum'"
-                )
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+        obs_dim, act_dim, reduction = self._attach_env(env, obs_dim, act_dim, reduction)
         if seed is None:
             seed = secrets.randbits(31)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
@@ -220,6 +195,37 @@ class RewardAgent:
         self._logger: Logger | None = None
         self._custom_logger = False
         self.start_time = 0
+
+    def _attach_env(
+        self, env: Any, obs_dim: int | None, act_dim: int | None, reduction: str | None
+    ) -> tuple[int, int, str]:
+        """Attach ``env`` (if any) and resolve the network's sizes and the rate convention."""
+        self.env: gym.vector.VectorEnv | None = None
+        self.observation_space: gym.spaces.Box | None = None
+        self.action_space: gym.spaces.Box | None = None
+        self.evals_per_input: int | None = None
+        if env is not None:
+            self.set_env(env)
+            assert self.observation_space is not None and self.action_space is not None
+            obs_dim_env = int(np.prod(self.observation_space.shape))
+            act_dim_env = int(np.prod(self.action_space.shape))
+            checks = (("obs_dim", obs_dim, obs_dim_env), ("act_dim", act_dim, act_dim_env))
+            for label, given, found in checks:
+                if given is not None and int(given) != found:
+                    raise ValueError(f"{label}={given} does not match the env's {found}")
+            obs_dim, act_dim = obs_dim_env, act_dim_env
+        if obs_dim is None or act_dim is None:
+            raise ValueError("pass an env (or obs_dim and act_dim, as load() does)")
+        if reduction is None:
+            reduction = _env_attr(self.env, "batch_reduction") if self.env is not None else None
+            if reduction is None:
+                raise ValueError(
+                    "reduction is None and the env has no batch_reduction: pass "
+                    "reduction='mean' (learning rate divided by the batch) or 'sum'"
+                )
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+        return int(obs_dim), int(act_dim), str(reduction)
 
     # ------------------------------------------------------------------ hooks for rules
     def setup(self, batch_size: int) -> None:
@@ -569,16 +575,12 @@ class RewardAgent:
         cls, path: str | pathlib.Path, env: Any = None, **kwargs: Any
     ) -> RewardAgent:
         """Rebuild a saved agent (``kwargs`` override saved hyper-parameters, e.g. device)."""
-        path = pathlib.Path(path)
-        if not path.exists() and path.suffix == "":
-            path = path.with_suffix(".zip")
-        with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("agent.json"))
-            state = torch.load(io.BytesIO(zf.read("tensors.pt")), weights_only=True)
-        module, qualname = meta["class"].split(":")
-        saved_cls = getattr(importlib.import_module(module), qualname)
-        if not issubclass(saved_cls, cls):
-            raise TypeError(f"{path} holds a {saved_cls.__name__}, not a {cls.__name__}")
+        from agents.checkpoint import read_agent_file, resolve_saved_class
+
+        meta, state = read_agent_file(path)
+        saved_cls = resolve_saved_class(meta, cls)
+        if saved_cls.load.__func__ is not RewardAgent.load.__func__:  # type: ignore[attr-defined]
+            return saved_cls.load(path, env=env, **kwargs)
         hyper = dict(meta["hyperparameters"])
         hyper.update(kwargs)
         if env is None:

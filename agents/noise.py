@@ -1,5 +1,9 @@
 """Gaussian perturbations for one update from seeded generators, drawn in parallel or ahead.
 
+Every buffer has a leading member axis ``(P, rows, L)``; member p owns ``streams`` generators
+(``generators[p * streams + s]``), and stream s of member p fills a fixed block of rows of
+member p's slice. A single agent is P = 1.
+
 Why a class: on a CPU, torch's Mersenne-Twister normal fill costs ~5 ns per number, single
 threaded. NP needs one number per hidden unit and sample: at MNIST B=1000, width 800 that is as
 long as one of the big matrix products, which run on every core. So the noise is split into
@@ -35,36 +39,47 @@ def _row_blocks(rows: int, streams: int) -> list[tuple[int, int]]:
 
 
 class GaussianNoise:
-    """Buffers of standard normal noise with fixed shapes (B, L), refilled on every ``draw()``."""
+    """Buffers of standard normal noise with fixed shapes (P, B, L), refilled on every
+    ``draw()``."""
 
     def __init__(
         self,
         generators: Sequence[torch.Generator],
-        shapes: Sequence[tuple[int, int]],
+        shapes: Sequence[tuple[int, ...]],
         dtype: torch.dtype,
         device: torch.device,
         mode: str = "serial",
+        members: int = 1,
     ) -> None:
         if mode not in NOISE_MODES:
             raise ValueError(f"unknown noise mode {mode!r}; choose one of {NOISE_MODES}")
+        if len(generators) % members:
+            raise ValueError(f"{len(generators)} generators for {members} members")
         self.generators = list(generators)
         self.shapes = [tuple(s) for s in shapes]
         self.mode = mode
+        self.members = members
+        streams = len(self.generators) // members
         n_sets = 2 if mode == "prefetch" else 1
         self._sets = [
             [torch.empty(s, dtype=dtype, device=device) for s in self.shapes]
             for _ in range(n_sets)
         ]
-        streams = len(self.generators)
-        # _blocks[set][stream]: the views stream s fills, in buffer order
+        # _blocks[set][unit]: the views unit (member p, stream s) fills, in buffer order
         self._blocks = [
             [
-                [buf[a:b] for buf in bufs for (a, b) in [_row_blocks(buf.shape[0], streams)[s]]
-                 if b > a]
-                for s in range(streams)
+                [buf[p, a:b] for buf in bufs
+                 for (a, b) in [_row_blocks(buf.shape[1], streams)[s]] if b > a]
+                for p in range(members) for s in range(streams)
             ]
             for bufs in self._sets
         ]
+        units = range(len(self.generators))
+        if streams > 1:  # the caller fills every member's stream 0, a worker the others
+            self._mine = [u for u in units if u % streams == 0]
+        else:
+            self._mine = [u for u in units if u % 2 == 0]
+        self._others = [u for u in units if u not in self._mine]
         self._current = 0
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
@@ -87,22 +102,22 @@ class GaussianNoise:
 
     def _fill_others_ahead(self) -> None:
         self._states_before_pending = [g.get_state() for g in self.generators]
-        self._fill(0, range(1, len(self.generators)))
+        self._fill(0, self._others)
 
     def begin(self) -> None:
         """Start the worker's share of the next ``draw()`` now ("parallel" mode only)."""
-        if self.mode == "parallel" and len(self.generators) > 1 and self._pending is None:
+        if self.mode == "parallel" and self._others and self._pending is None:
             self._pending = self._submit(self._fill_others_ahead)
 
     def draw(self) -> list[torch.Tensor]:
         """Fresh noise, one tensor per shape; valid until the next ``draw()``."""
         every = range(len(self.generators))
-        if self.mode == "serial" or (self.mode == "parallel" and len(self.generators) == 1):
+        if self.mode == "serial" or (self.mode == "parallel" and not self._others):
             self._fill(0, every)
             return self._sets[0]
         if self.mode == "parallel":
             self.begin()
-            self._fill(0, [0])
+            self._fill(0, self._mine)
             self._finish_pending()
             return self._sets[0]
         if self._pending is None:

@@ -3,7 +3,7 @@
 Resolution order for ``make_agent(name, env, **kwargs)``:
 
 1. names registered with ``register_agent`` (the built-ins ``np``, ``wn-np``, ``reinforce``,
-   ``sgd`` are registered this way);
+   ``sgd``, ``wp`` are registered this way);
 2. the Stable-Baselines3 / sb3-contrib names (``ppo``, ``a2c``, ``sac``, ``td3``, ``ddpg``,
    ``ars``), built by ``agents.sb3_bridge.make_sb3_agent`` (imported only when asked for);
 3. plug-ins advertised by installed packages in the ``np_envs.agents`` entry-point group, e.g.
@@ -94,8 +94,10 @@ def _register_builtins() -> None:
     from agents.reinforce import BackpropReinforce
     from agents.sgd import SGDOracle
     from agents.weight_normalised import WeightNormalisedNP
+    from agents.weight_perturbation import WeightPerturbation
 
-    for cls in (NodePerturbation, WeightNormalisedNP, BackpropReinforce, SGDOracle):
+    for cls in (NodePerturbation, WeightNormalisedNP, BackpropReinforce, SGDOracle,
+                WeightPerturbation):
         register_agent(cls.name, cls)
 
 

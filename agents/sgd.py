@@ -6,7 +6,8 @@ refuses. The loss is ``np_envs.losses.loss_torch`` -- the very formula the envir
 with -- summed over the batch, times the learning rate divided by B for ``reduction="mean"``
 (the same convention as the reward-only rules). It needs one evaluation per input; with
 ``evals_per_input > 1`` the extra evaluations repeat the clean answer and teach nothing, so make
-its env with ``evals_per_input=1`` to compare budgets in inputs seen.
+its env with ``evals_per_input=1`` to compare budgets in inputs seen. A population sums the
+members' losses: each member's gradient is its own.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import RewardAgent, _env_attr
+from agents.base import _env_attr
+from agents.population import PopulationAgent
 from np_envs.losses import loss_torch
 
 
-class SGDOracle(RewardAgent):
+class SGDOracle(PopulationAgent):
     """``sgd``: plain SGD on the environment's loss with the revealed targets."""
 
     name = "sgd"
@@ -29,7 +31,6 @@ class SGDOracle(RewardAgent):
     def __init__(self, env: Any = None, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
         self.readout = _env_attr(self.env, "readout", "linear") if self.env is not None else None
-        self.network.requires_grad_(True)  # the one rule that uses autograd
         self._check_learnable(allow_no_env=True)
         self._targets: torch.Tensor | None = None
         self._out: torch.Tensor | None = None
@@ -46,23 +47,33 @@ class SGDOracle(RewardAgent):
     def num_perturbations(self, evals_per_input: int) -> int:
         return 0
 
-    def clean_forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def pop_clean(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass, recorded for autograd on aliases of the (P, ...) weights."""
         with torch.enable_grad():
-            self._out = self.network(obs)
+            self._params = [t.detach().requires_grad_(True) for t in self._all_params()]
+            weights = self._params[0::2] if self.biases[0] is not None else self._params
+            biases = self._params[1::2] if self.biases[0] is not None else [None] * len(weights)
+            self._out = self.forward(x, weights=weights, biases=biases)
         return self._out.detach()
 
-    def perturbed_forward(self, obs: torch.Tensor, index: int) -> torch.Tensor:
+    def pop_perturbed(self, x: torch.Tensor, index: int) -> torch.Tensor:
         raise RuntimeError("the SGD oracle answers each input once")
 
-    def observe_targets(self, targets: np.ndarray) -> None:
-        self._targets = self.to_tensor(targets)
+    def pop_observe_targets(self, targets: np.ndarray) -> None:
+        t = self.to_tensor(targets)
+        if t.shape[0] != self.num_members:
+            t = t.index_select(0, self._groups_index())
+        self._targets = t
 
-    def update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
+    def pop_update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
         assert self._out is not None and self._targets is not None
-        lr = self.effective_learning_rate(self._out.shape[0])
+        rates = self.effective_learning_rates(self._out.shape[1])
+        scale = torch.tensor(rates, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
             loss = loss_torch(self._out, self._targets, self.readout).sum()
-            params = list(self.network.parameters())
-            grads = torch.autograd.grad(loss, params)
-        torch._foreach_add_(params, grads, alpha=-lr)
+            grads = torch.autograd.grad(loss, self._params)
+        for param, grad in zip(self._params, grads, strict=True):
+            shape = (-1,) + (1,) * (grad.dim() - 1)
+            param.detach().sub_(grad.mul_(scale.view(shape)))
         self._out = None
+        self._params = []

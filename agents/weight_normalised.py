@@ -5,6 +5,7 @@ neuron-wise normalisation removes that direction of drift. After every NP update
 W_k (the incoming weights of one neuron) is rescaled to RMS = the layer's initial std,
 sqrt(2/(fan_in+fan_out)), times the layer's initial scale factor (``init_scales``, Fig. 4F).
 ``normalize="first"`` does the first layer only, ``"all"`` every layer. Biases are not touched.
+Every member of a population is normalised at once (a norm over the last axis).
 """
 
 from __future__ import annotations
@@ -30,22 +31,21 @@ class WeightNormalisedNP(NodePerturbation):
         super().__init__(env, **kwargs)
         self.normalize = normalize
         self._record(normalize=normalize)
-        n = self.network.n_layers if normalize == "all" else 1
+        n = self.n_layers if normalize == "all" else 1
         self.normalized_layers = list(range(n))
         # target row norm = target RMS * sqrt(fan_in)
         self._row_norms = {
-            k: self.network.init_stds[k] * math.sqrt(self.network.sizes[k])
-            for k in self.normalized_layers
+            k: self.init_stds[k] * math.sqrt(self.sizes[k]) for k in self.normalized_layers
         }
         self.after_update()  # start on the constraint surface, too
 
     def target_rms(self, k: int) -> float:
         """The RMS every row of layer k is held at."""
-        return self.network.init_stds[k]
+        return self.init_stds[k]
 
     @torch.no_grad()
     def after_update(self) -> None:
         for k in self.normalized_layers:
-            w = self.network.layers[k].weight
-            norms = torch.linalg.vector_norm(w, dim=1, keepdim=True)
+            w = self.weights[k]
+            norms = torch.linalg.vector_norm(w, dim=2, keepdim=True)
             w.mul_(norms.reciprocal_().mul_(self._row_norms[k]))

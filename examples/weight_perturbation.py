@@ -9,6 +9,11 @@ answers every input of the batch with the clean and with the perturbed weights, 
 which is, like NP, an unbiased estimate of the SGD step. A rule only ever sees observations and
 scalar rewards; the base class runs the trials, SB3 callbacks, saving, seeding and logging.
 
+This is the single-agent form of a rule (the classic hooks): ``make_population`` runs its members
+one after another. The built-in ``wp`` (agents/weight_perturbation.py) is the same rule written
+over the member axis, so a whole grid trains as one program; the README's "Your own rule" shows
+the two side by side. Member for member, the two give the same weights (tests/test_population.py).
+
 Run:  python examples/weight_perturbation.py      (about 10 s on a laptop CPU)
 """
 
@@ -26,10 +31,10 @@ from agents import RewardAgent, make_agent, register_agent
 
 
 # ------------------------------------------------------------------ the rule (about 50 lines)
-class WeightPerturbation(RewardAgent):
-    """``wp``: one Gaussian perturbation of all weights per trial, shared by the batch."""
+class WeightPerturbationPlugin(RewardAgent):
+    """``wp-plugin``: one Gaussian perturbation of all weights per trial, shared by the batch."""
 
-    name = "wp"
+    name = "wp-plugin"
 
     def __init__(self, env: Any = None, *, sigma: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
@@ -61,17 +66,17 @@ class WeightPerturbation(RewardAgent):
             p.add_(self._xi[name], alpha=step)
 
 
-register_agent("wp", WeightPerturbation, overwrite=True)
+register_agent("wp-plugin", WeightPerturbationPlugin, overwrite=True)
 # A package would advertise it instead in pyproject.toml:
 #   [project.entry-points."np_envs.agents"]
-#   wp = "my_package.rules:WeightPerturbation"
-# and make_agent("examples.weight_perturbation:WeightPerturbation", env) works as well.
+#   wp-plugin = "my_package.rules:WeightPerturbationPlugin"
+# and make_agent("my_package.rules:WeightPerturbationPlugin", env) works as well.
 
 
 # ------------------------------------------------------------------ train and score it
 def main() -> None:
     env = gym.make_vec("NPLinearTeacher-v0", num_envs=100, Lx=20, Ly=5)
-    agent = make_agent("wp", env, hidden_sizes=(20,), activation="linear", bias=False,
+    agent = make_agent("wp-plugin", env, hidden_sizes=(20,), activation="linear", bias=False,
                        learning_rate=1e-3, sigma=1e-3, reduction="mean", seed=0)
     before = np_envs.evaluate(agent, env, split="test")
     print(f"before: test mse {before['mse']:.4f}  (mean reward {before['mean_reward']:.4f})")

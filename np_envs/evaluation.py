@@ -83,6 +83,60 @@ def evaluate(
     return result
 
 
+def evaluate_members(
+    agent: Any, env: Any, split: str = "test", num_envs: int | None = None
+) -> list[dict[str, Any]]:
+    """Score every member of a population on every sample of ``split``, in one pass.
+
+    Every member answers the same inputs (``agent.predict`` of a population returns
+    ``(P, N, act)``) and the environment scores all answers at once (a ``PopulationEnv`` of one
+    group), so the cost per member is the arithmetic alone. Returns one dict per member, as
+    :func:`evaluate` does for one agent; a member that answered NaN or inf gets
+    ``diverged=True`` and infinite error.
+    """
+    from np_envs.envs.population import PopulationEnv
+
+    members = int(getattr(agent, "num_members", 1))
+    eval_env = make_split_env(env, split, num_envs)
+    size = eval_env.unwrapped.stream.size
+    batch = eval_env.num_envs
+    pop_env = PopulationEnv(eval_env, [0] * members)
+    classification = pop_env.readout == "softmax"
+    rewards, mses, corrects = [], [], []
+    finite = np.ones(members, dtype=bool)
+    obs, _ = pop_env.reset(seed=0)
+    seen = 0
+    try:
+        while seen < size:
+            actions, _ = agent.predict(obs[0], deterministic=True)
+            actions = np.asarray(actions, dtype=np.float64).reshape(members, batch, -1)
+            obs, reward, _, _, info = pop_env.step(actions)
+            finite &= info["finite"]
+            take = min(batch, size - seen)
+            rewards.append(reward[:, :take])
+            mses.append(info["mse"][:, :take])
+            if "correct" in info:
+                corrects.append(info["correct"][:, :take])
+            seen += take
+    finally:
+        pop_env.close()
+        eval_env.close()
+    mse = np.concatenate(mses, axis=1).mean(axis=1)
+    mean_reward = np.concatenate(rewards, axis=1).mean(axis=1)
+    accuracy = np.concatenate(corrects, axis=1).mean(axis=1) if corrects else None
+    results = []
+    for p in range(members):
+        if not finite[p]:
+            results.append(_diverged(size, classification))
+            continue
+        result: dict[str, Any] = {"mse": float(mse[p]), "mean_reward": float(mean_reward[p]),
+                                  "n": int(size)}
+        if accuracy is not None:
+            result["accuracy"] = float(accuracy[p])
+        results.append(result)
+    return results
+
+
 def _diverged(size: int, classification: bool) -> dict[str, Any]:
     result: dict[str, Any] = {
         "mse": float("inf"),

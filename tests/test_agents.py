@@ -172,24 +172,24 @@ def test_single_env_equals_vector_env_of_one() -> None:
 
 
 class Spy(NodePerturbation):
-    """NP that records the type and shape of everything handed to its hooks."""
+    """NP that records the type and shape of everything handed to its (population) hooks."""
 
     calls: list[tuple[str, tuple]] = []
 
-    def clean_forward(self, obs):
-        Spy.calls.append(("clean_forward", (type(obs), tuple(obs.shape))))
-        return super().clean_forward(obs)
+    def pop_clean(self, x):
+        Spy.calls.append(("clean", (type(x), tuple(x.shape))))
+        return super().pop_clean(x)
 
-    def perturbed_forward(self, obs, index):
-        Spy.calls.append(("perturbed_forward", (type(obs), tuple(obs.shape), index)))
-        return super().perturbed_forward(obs, index)
+    def pop_perturbed(self, x, index):
+        Spy.calls.append(("perturbed", (type(x), tuple(x.shape), index)))
+        return super().pop_perturbed(x, index)
 
-    def update(self, clean_rewards, perturbed_rewards):
+    def pop_update(self, clean_rewards, perturbed_rewards):
         Spy.calls.append(("update", (type(clean_rewards), clean_rewards.shape,
                                      type(perturbed_rewards), perturbed_rewards.shape)))
-        return super().update(clean_rewards, perturbed_rewards)
+        return super().pop_update(clean_rewards, perturbed_rewards)
 
-    def observe_targets(self, targets):  # never called for a reward-only rule
+    def pop_observe_targets(self, targets):  # never called for a reward-only rule
         Spy.calls.append(("observe_targets", ()))
 
 
@@ -202,44 +202,22 @@ def test_rules_never_see_info_or_targets(name: str) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_hooks_receive_observations_and_rewards_only() -> None:
+@pytest.mark.parametrize("seeds", [0, [0, 0, 1]])
+def test_hooks_receive_observations_and_rewards_only(seeds) -> None:
+    """Single agent (P=1) and population (P=3, two data streams): inputs per stream, rewards
+    per member, never info or targets."""
     Spy.calls = []
-    Spy(small_vec(num_envs=4, reveal_target=True), hidden_sizes=(8,), seed=0).learn(16)
+    members = 1 if isinstance(seeds, int) else len(seeds)
+    groups = 1 if isinstance(seeds, int) else len(set(seeds))
+    Spy(small_vec(num_envs=4, reveal_target=True), hidden_sizes=(8,), seed=seeds,
+        learning_rate=[1e-3] * members if members > 1 else 1e-3).learn(16)
     kinds = {name for name, _ in Spy.calls}
-    assert kinds == {"clean_forward", "perturbed_forward", "update"}
+    assert kinds == {"clean", "perturbed", "update"}
     for name, args in Spy.calls:
         if name == "update":
-            assert args == (np.ndarray, (4,), np.ndarray, (1, 4))
+            assert args == (np.ndarray, (members, 4), np.ndarray, (1, members, 4))
         else:
-            assert args[:2] == (torch.Tensor, (4, 10))
-
-
-def test_sgd_refuses_without_targets() -> None:
-    with pytest.raises(ValueError, match="reveal_target=True"):
-        make_agent("sgd", small_vec(evals_per_input=1))
-    agent = make_agent("sgd", small_vec(evals_per_input=1, reveal_target=True), seed=0)
-    agent.set_env(small_vec(evals_per_input=1))
-    with pytest.raises(ValueError, match="reveal_target=True"):
-        agent.learn(10)
-
-
-@pytest.mark.parametrize("single", [False, True])
-def test_sgd_learns_from_revealed_targets(single: bool) -> None:
-    if single:
-        env = gym.make("NPLinearTeacher-v0", **SMALL, evals_per_input=1, reveal_target=True)
-    else:
-        env = small_vec(num_envs=8, evals_per_input=1, reveal_target=True)
-    agent = make_agent("sgd", env, hidden_sizes=(16,), learning_rate=0.01, seed=0)
-    teacher = env.unwrapped.teacher
-    start = np_envs.evaluate(agent, env)["mse"]
-    agent.learn(4000)
-    assert np_envs.evaluate(agent, env)["mse"] < 0.2 * start
-    assert teacher.shape == (3, 10)
-
-
-def test_perturbation_rules_need_two_evaluations() -> None:
-    with pytest.raises(ValueError, match="evals_per_input"):
-        small_agent(env=small_vec(evals_per_input=1)).learn(10)
+            assert args[:2] == (torch.Tensor, (groups, 4, 10))
 
 
 # ---------------------------------------------------------------- SB3 callbacks and evaluation

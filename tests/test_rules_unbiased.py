@@ -1,9 +1,11 @@
 """NP and backprop-REINFORCE are unbiased: averaged over many perturbations they give the SGD step.
 
 Eq. 5 of the paper: <dW_np>_xi = -lr * dL/dW with L the batch-SUMMED loss. We drive the real
-agents' hooks (clean_forward, perturbed_forward, update) on a fixed batch from the real linear
-teacher env, with rewards from ``np_envs.losses.loss_numpy``, and compare every layer's average
-update (weights and biases) with autograd's gradient of the same loss.
+agents' population hooks (pop_clean, pop_perturbed, pop_update) on a fixed batch from the real
+linear teacher env, with rewards from ``np_envs.losses.loss_numpy``, and compare every member's
+every layer's average update (weights and biases) with autograd's gradient of the same loss,
+times the member's learning rate. Populations of two members are checked: one data stream per
+member (different seeds) and one stream shared by both (the grouped first-layer path).
 
 Vectorised perturbations: the fixed batch of N samples is repeated P times and updated once with
 reduction="sum", so the weight change is P times the average over P independent perturbations
@@ -45,17 +47,22 @@ def batch() -> tuple[np.ndarray, np.ndarray]:
     return obs.astype(np.float64), np.asarray(info["target"], dtype=np.float64)
 
 
-def make(name: str, evals_per_input: int = 2, **kwargs) -> object:
+#: the two members' learning rates as multiples of LR
+RATE_FACTORS = (1.0, 0.5)
+
+
+def make(name: str, evals_per_input: int = 2, seeds=(7, 8), **kwargs) -> object:
     env = gym.make_vec("NPLinearTeacher-v0", num_envs=N_SAMPLES, Lx=LX, Ly=LY,
                        dtype="float64", evals_per_input=evals_per_input)
     kwargs.setdefault("reduction", "sum")
     return make_agent(name, env, hidden_sizes=HIDDEN, activation="relu", dtype="float64",
-                      sigma=SIGMA, learning_rate=LR, seed=7, **kwargs)
+                      sigma=SIGMA, learning_rate=[LR * f for f in RATE_FACTORS],
+                      seed=list(seeds), **kwargs)
 
 
-def sgd_step(agent, inputs: np.ndarray, targets: np.ndarray) -> list[torch.Tensor]:
+def sgd_step(network, inputs: np.ndarray, targets: np.ndarray) -> list[torch.Tensor]:
     """-lr * gradient of the batch-summed loss, per parameter, by autograd on a copy."""
-    net = [p.detach().clone().requires_grad_(True) for p in agent.network.parameters()]
+    net = [p.detach().clone().requires_grad_(True) for p in network.parameters()]
     h = torch.from_numpy(inputs)
     n_layers = len(net) // 2
     for k in range(n_layers):
@@ -66,19 +73,24 @@ def sgd_step(agent, inputs: np.ndarray, targets: np.ndarray) -> list[torch.Tenso
     return [-LR * g for g in torch.autograd.grad(loss, net)]
 
 
-def average_update(agent, inputs: np.ndarray, targets: np.ndarray) -> list[torch.Tensor]:
-    """One real update on the batch repeated P times; returns the change per parameter."""
-    before = [p.detach().clone() for p in agent.network.parameters()]
-    x = agent.to_tensor(np.tile(inputs, (N_PERTURBATIONS, 1)))
+def average_update(agent, inputs: np.ndarray, targets: np.ndarray) -> list[list[torch.Tensor]]:
+    """One real population update on the batch repeated P times; the change per member and
+    parameter."""
+    nets = agent.networks
+    before = [[p.detach().clone() for p in net.parameters()] for net in nets]
+    tiled = np.tile(inputs, (N_PERTURBATIONS, 1))
+    x = agent.to_tensor(np.stack([tiled] * agent.layout.num_groups))  # one batch per stream
     t = np.tile(targets, (N_PERTURBATIONS, 1))
+    agent.setup(len(tiled))
     with torch.no_grad():
-        clean = agent.clean_forward(x).numpy().copy()
+        clean = agent.pop_clean(x).numpy().copy()
         n_pert = agent.num_perturbations(agent.evals_per_input)
         perturbed = np.stack(
-            [-loss_numpy(agent.perturbed_forward(x, j).numpy(), t, "linear") for j in range(n_pert)]
+            [-loss_numpy(agent.pop_perturbed(x, j).numpy(), t, "linear") for j in range(n_pert)]
         )
-        agent.update(-loss_numpy(clean, t, "linear"), perturbed)
-    return [p.detach() - b for p, b in zip(agent.network.parameters(), before, strict=True)]
+        agent.pop_update(-loss_numpy(clean, t, "linear"), perturbed)
+    return [[p.detach() - b for p, b in zip(net.parameters(), old, strict=True)]
+            for net, old in zip(nets, before, strict=True)]
 
 
 def agreement(update: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
@@ -94,22 +106,27 @@ def agrees(update: torch.Tensor, reference: torch.Tensor) -> bool:
 
 def check_unbiased(agent, batch, scale: float = 1.0) -> None:
     inputs, targets = batch
-    expected = [scale * g for g in sgd_step(agent, inputs, targets)]
+    expected = [[scale * f * g for g in sgd_step(net, inputs, targets)]
+                for net, f in zip(agent.networks, RATE_FACTORS, strict=True)]
     updates = average_update(agent, inputs, targets)
-    if agent.reduction == "sum":
-        updates = [u / N_PERTURBATIONS for u in updates]
-    names = [n for n, _ in agent.network.named_parameters()]
-    for name, u, g in zip(names, updates, expected, strict=True):
-        cos, ratio = agreement(u, g)
-        assert agrees(u, g), f"{name}: cosine {cos:.4f}, norm ratio {ratio:.4f}"
-        # the same thresholds reject the classic mistakes
-        assert not agrees(-u, g), f"{name}: a sign flip would pass"
-        assert not agrees(2.0 * u, g), f"{name}: a factor-2 error would pass"
-        assert not agrees(u / N_SAMPLES, g), f"{name}: mean instead of sum would pass"
+    names = [n for n, _ in agent.networks[0].named_parameters()]
+    for member, (member_updates, member_expected) in enumerate(
+            zip(updates, expected, strict=True)):
+        if agent.reduction == "sum":
+            member_updates = [u / N_PERTURBATIONS for u in member_updates]
+        for name, u, g in zip(names, member_updates, member_expected, strict=True):
+            cos, ratio = agreement(u, g)
+            where = f"member {member} {name}"
+            assert agrees(u, g), f"{where}: cosine {cos:.4f}, norm ratio {ratio:.4f}"
+            # the same thresholds reject the classic mistakes
+            assert not agrees(-u, g), f"{where}: a sign flip would pass"
+            assert not agrees(2.0 * u, g), f"{where}: a factor-2 error would pass"
+            assert not agrees(u / N_SAMPLES, g), f"{where}: mean instead of sum would pass"
 
 
-def test_np_unbiased(batch) -> None:
-    check_unbiased(make("np"), batch)
+@pytest.mark.parametrize("seeds", [(7, 8), (7, 7)], ids=["own-streams", "shared-stream"])
+def test_np_unbiased(batch, seeds) -> None:
+    check_unbiased(make("np", seeds=seeds), batch)
 
 
 def test_np_unbiased_several_perturbations_per_input(batch) -> None:
@@ -131,6 +148,6 @@ def test_threshold_needs_the_right_gradient(batch) -> None:
     """A rule that ignores the reward difference (pure noise) fails the check."""
     agent = make("np")
     inputs, targets = batch
-    expected = sgd_step(agent, inputs, targets)
+    expected = sgd_step(agent.networks[0], inputs, targets)
     noise = [torch.randn_like(g) * g.norm() / g.numel() ** 0.5 for g in expected]
     assert not any(agrees(n, g) for n, g in zip(noise, expected, strict=True))

@@ -45,6 +45,19 @@ class SampleStream:
     def next(self, count: int) -> Batch:
         raise NotImplementedError
 
+    def clone(self) -> SampleStream:
+        """A new stream over the same data arrays (shared, not copied) and the same settings.
+
+        Several data orders over one data set (one per seed, as a population of learners needs)
+        then cost no extra memory: MNIST alone is 188 MB. The clone has its own position and
+        random state, rewound as by a fresh construction; call ``restart(rng)`` before drawing.
+        ``restart`` must rebind every piece of per-run state (never mutate it in place), since
+        the shallow copy shares everything else with the original.
+        """
+        clone = copy.copy(self)
+        clone.restart(np.random.default_rng(0))
+        return clone
+
     def state_dict(self) -> dict[str, Any]:
         """Where the stream is and its random state (no data), to resume a run exactly."""
         return {"rng": self._rng.bit_generator.state}

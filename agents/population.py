@@ -1,0 +1,865 @@
+"""The engine: P learners of one rule and one architecture trained as one batched tensor program.
+
+Why: the paper's results are grids (learning rates x seeds x widths), and a small network's
+update is mostly per-step overhead (the Python loop, the environment call), not arithmetic. A
+population pays that overhead once for all its members: every weight tensor carries a leading
+member axis, every product is a batched product, and the environment scores all members'
+answers in one call.
+
+What a member is. Member p has its own learning rate, seed and perturbation size (``sigma``);
+everything else (architecture, activation, reduction, dtype, the rule's structural options) is
+shared by the population. The seed means what it means for a single agent: the initial weights,
+the noise and the data order. So member p is exactly the single run with p's settings; members
+that share a seed see the same inputs in the same order (common random numbers: paired
+comparisons across learning rates), members with different seeds are independent replicates.
+A single agent is a population of one, built and trained by the same code.
+
+Data. Members that share a seed form a *group*; the environment hands each group's batch over
+once, as ``(G, B, obs_dim)``. When the members are ordered group by group with equal counts
+(the grid ``seeds x rates`` that :func:`agents.make_population` builds), the first layer of all
+members of a group is one matrix product with the group's inputs (``R`` members' weights side by
+side), so no input is ever copied per member; other orders fall back to gathering the inputs.
+
+Divergence. A member whose answers turn NaN/inf is frozen at once (its learning rate becomes 0
+and its weights are kept as they were before the step that broke them) and reported in
+``diverged``; the others go on untouched. The runner also freezes members whose test error
+passes its divergence bound (:meth:`PopulationAgent.freeze`).
+
+A rule implements five hooks over the member axis (see ``NodePerturbation`` for the full set,
+``WeightPerturbation`` for a short one): ``pop_setup(B)``, ``pop_clean(x) -> (P, B, act)``,
+``pop_perturbed(x, j) -> (P, B, act)``, ``pop_update(coefficients)`` and optionally
+``pop_observe_targets``. The classic single-agent hooks (``clean_forward``, ...) keep working on
+a population of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pathlib
+import secrets
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from agents.base import SAVE_FORMAT, SINGLE_THREAD_WORK, RewardAgent, _env_attr, as_vector_env
+from agents.network import MLP, activate, activate_, dtype_name, resolve_dtype
+
+
+def derived_seed(seed: int, stream: int) -> int:
+    """Independent seeds for the init, noise and prediction generators from one seed."""
+    return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
+
+
+def _as_list(value: Any, count: int, name: str) -> list[Any]:
+    """A per-member setting: one value for everyone, or exactly one per member."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        values = list(value)
+        if len(values) != count:
+            raise ValueError(f"{name} has {len(values)} values for {count} members")
+        return values
+    return [value] * count
+
+
+def _population_size(**settings: Any) -> int:
+    sizes = {len(v) for v in settings.values() if isinstance(v, (list, tuple, np.ndarray))}
+    if len(sizes) > 1:
+        lengths = {k: len(v) for k, v in settings.items()
+                   if isinstance(v, (list, tuple, np.ndarray))}
+        raise ValueError(f"per-member settings have different lengths: {lengths}")
+    size = sizes.pop() if sizes else 1
+    if size < 1:
+        raise ValueError("a population needs at least one member")
+    return size
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Which data stream (group) each member reads, and whether the groups are a regular grid."""
+
+    member_groups: tuple[int, ...]
+    group_seeds: tuple[int, ...]
+
+    @classmethod
+    def from_seeds(cls, seeds: Sequence[int]) -> GroupLayout:
+        order: dict[int, int] = {}
+        groups = tuple(order.setdefault(int(s), len(order)) for s in seeds)
+        return cls(groups, tuple(order))
+
+    @property
+    def num_members(self) -> int:
+        return len(self.member_groups)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_seeds)
+
+    @property
+    def per_group(self) -> int | None:
+        """R when member p belongs to group p // R (a seeds x rates grid), else None."""
+        g, p = self.num_groups, self.num_members
+        if p % g:
+            return None
+        r = p // g
+        return r if all(m == i // r for i, m in enumerate(self.member_groups)) else None
+
+
+class PopulationAgent(RewardAgent):
+    """P learners of one rule, stacked on a leading member axis (see the module docstring).
+
+    Per-member keywords take one value (shared) or a list with one value per member:
+    ``learning_rate``, ``seed`` and, for perturbation rules, ``sigma``. Everything else is
+    shared: ``hidden_sizes``, ``activation``, ``bias``, ``dtype``, ``device``, ``reduction``,
+    ``init_scales``, ``verbose``, ``tensorboard_log``, ``num_threads``.
+
+    Weights: ``agent.weights[k]`` is ``(P, out, in)``, ``agent.biases[k]`` ``(P, out)``;
+    ``agent.networks[p]`` is member p's ``MLP`` whose ``nn.Linear`` layers are views of those
+    tensors (so anything measured on it is the live member); ``agent.network`` is the one
+    network of a population of one. ``agent.member(p)`` returns member p as an ordinary agent.
+    """
+
+    #: rules written over the member axis set this; the runner groups only those into populations
+    population_native: ClassVar[bool] = True
+    #: per-member settings a rule accepts as lists (the runner groups specs differing only here)
+    member_settings: ClassVar[tuple[str, ...]] = ("learning_rate", "seed")
+
+    def __init__(
+        self,
+        env: Any = None,
+        *,
+        hidden_sizes: Sequence[int] = (100,),
+        activation: str = "relu",
+        bias: bool = True,
+        dtype: str = "float32",
+        device: str = "cpu",
+        learning_rate: float | Sequence[float] = 1e-4,
+        reduction: str | None = None,
+        init_scales: Sequence[float] | None = None,
+        seed: int | Sequence[int] | None = None,
+        verbose: int = 0,
+        tensorboard_log: str | None = None,
+        num_threads: int | None = None,
+        obs_dim: int | None = None,
+        act_dim: int | None = None,
+        **member_kwargs: Any,
+    ) -> None:
+        self.env = None
+        self._pop_env: Any = None
+        size = _population_size(learning_rate=learning_rate, seed=seed, **member_kwargs)
+        self.num_members = size
+        seeds = [secrets.randbits(31) if s is None else int(s)
+                 for s in _as_list(seed, size, "seed")]
+        rates = [float(r) for r in _as_list(learning_rate, size, "learning_rate")]
+        for r in rates:
+            if not (math.isfinite(r) and r >= 0):
+                raise ValueError(f"learning_rate must be finite and >= 0, got {r}")
+        self.layout = GroupLayout.from_seeds(seeds)
+        obs_dim, act_dim, reduction = self._attach_env(env, obs_dim, act_dim, reduction)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.reduction = reduction
+        self.device = torch.device(device)
+        self.dtype = resolve_dtype(dtype)
+        self.verbose = int(verbose)
+        self.tensorboard_log = tensorboard_log
+        self.num_threads = num_threads
+        self.seeds = seeds
+        self.learning_rates = rates
+        self._hyperparameters: dict[str, Any] = {
+            "hidden_sizes": list(self.hidden_sizes),
+            "activation": activation,
+            "bias": bool(bias),
+            "dtype": dtype_name(self.dtype),
+            "device": str(device),
+            "learning_rate": rates[0] if size == 1 else rates,
+            "reduction": self.reduction,
+            "init_scales": None if init_scales is None else [float(s) for s in init_scales],
+            "seed": seeds[0] if size == 1 else seeds,
+            "verbose": self.verbose,
+            "tensorboard_log": tensorboard_log,
+            "num_threads": num_threads,
+        }
+        self._build_networks(activation, bias, init_scales)
+        self.noise_generators: list[torch.Generator] = []  # member-major: p * streams + s
+        self.noise_streams = 1
+        self.predict_generators = [torch.Generator(device=self.device) for _ in range(size)]
+        self.active = np.ones(size, dtype=bool)
+        self.diverged_at: list[int | None] = [None] * size
+        self._frozen: dict[int, list[torch.Tensor]] = {}
+        self.num_timesteps = 0
+        self._n_updates = 0
+        self._total_timesteps = 0
+        self._last_obs = None
+        self._batch_size = None
+        self._batch_setup: int | None = None
+        self._logger = None
+        self._custom_logger = False
+        self.start_time = 0
+        self._pending_env_seed = None
+        self.set_random_seed()
+
+    # ------------------------------------------------------------------ construction
+    def _build_networks(self, activation: str, bias: bool,
+                        init_scales: Sequence[float] | None) -> None:
+        """Each member initialised exactly as a single agent with its seed, then stacked."""
+        sizes = (self.obs_dim, *self.hidden_sizes, self.act_dim)
+        nets = [
+            MLP(sizes, activation=activation, bias=bias, dtype=self.dtype,  # type: ignore
+                device=self.device, init_scales=init_scales,
+                generator=torch.Generator().manual_seed(derived_seed(s, 0)))
+            for s in self.seeds
+        ]
+        self.weights = [torch.stack([n.layers[k].weight.detach() for n in nets])
+                        for k in range(nets[0].n_layers)]
+        self.biases: list[torch.Tensor | None] = [
+            torch.stack([n.layers[k].bias.detach() for n in nets]) if bias else None
+            for k in range(nets[0].n_layers)
+        ]
+        for p, net in enumerate(nets):  # members' modules become views of the stacks
+            for k, layer in enumerate(net.layers):
+                layer.weight = nn.Parameter(self.weights[k][p], requires_grad=False)
+                if bias:
+                    layer.bias = nn.Parameter(self.biases[k][p], requires_grad=False)  # type: ignore
+        self.networks = nets
+        self.activation = activation
+        self.sizes = nets[0].sizes
+        self.n_layers = nets[0].n_layers
+        self.init_stds = nets[0].init_stds
+
+    @property
+    def network(self) -> MLP:  # type: ignore[override]
+        """The network of a population of one (a population has ``networks[p]``)."""
+        if self.num_members != 1:
+            raise AttributeError(
+                f"this population has {self.num_members} networks: use agent.networks[p], "
+                "agent.weights[k][p] or agent.member(p)"
+            )
+        return self.networks[0]
+
+    @property
+    def seed(self) -> int:  # type: ignore[override]
+        return self.seeds[0] if self.num_members == 1 else self._only("seed")
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self.seeds = [int(value)] * self.num_members
+
+    @property
+    def learning_rate(self) -> float:  # type: ignore[override]
+        if self.num_members == 1:
+            return self.learning_rates[0]
+        return self._only("learning_rate")
+
+    def _only(self, name: str) -> Any:
+        raise AttributeError(f"a population has one {name} per member: use {name}s[p]")
+
+    def learning_rate_tensor(self) -> torch.Tensor:
+        return torch.tensor(self.learning_rates, dtype=self.dtype, device=self.device)
+
+    def effective_learning_rates(self, batch_size: int) -> np.ndarray:
+        """Per member: lr / B for "mean", lr for "sum"; 0 for a frozen member."""
+        rates = np.asarray(self.learning_rates, dtype=np.float64)
+        if self.reduction == "mean":
+            rates = rates / batch_size
+        return np.where(self.active, rates, 0.0)
+
+    def effective_learning_rate(self, batch_size: int) -> float:
+        if self.num_members != 1:
+            self._only("learning_rate")
+        return float(self.effective_learning_rates(batch_size)[0])
+
+    # ------------------------------------------------------------------ seeding and noise
+    def add_noise_streams(self, streams: int) -> None:
+        """Give every member ``streams`` training-noise generators (rules call it once)."""
+        self.noise_streams = int(streams)
+        self.noise_generators = [torch.Generator(device=self.device)
+                                 for _ in range(self.num_members * self.noise_streams)]
+        self.set_random_seed()
+
+    def member_generators(self, p: int) -> list[torch.Generator]:
+        s = self.noise_streams
+        return self.noise_generators[p * s:(p + 1) * s]
+
+    @property
+    def noise_generator(self) -> torch.Generator:
+        return self.noise_generators[0]
+
+    @property
+    def predict_generator(self) -> torch.Generator:  # type: ignore[override]
+        return self.predict_generators[0]
+
+    def set_random_seed(self, seed: int | Sequence[int] | None = None) -> None:
+        """Reseed every member's noise and prediction generators and the next env reset."""
+        if seed is not None:
+            self.seeds = [int(s) for s in _as_list(seed, self.num_members, "seed")]
+            self.layout = GroupLayout.from_seeds(self.seeds)
+            one = self.num_members == 1
+            self._hyperparameters["seed"] = self.seeds[0] if one else self.seeds
+        s = self.noise_streams
+        for i, gen in enumerate(self.noise_generators):
+            p, stream = divmod(i, s)
+            gen.manual_seed(derived_seed(self.seeds[p], 1 if stream == 0 else 100 + stream))
+        for p, gen in enumerate(self.predict_generators):
+            gen.manual_seed(derived_seed(self.seeds[p], 2))
+        self._pending_env_seed = list(self.layout.group_seeds)
+        self._last_obs = None
+
+    # ------------------------------------------------------------------ the environment
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        """An ordinary (vector or single) env, or a ``PopulationEnv`` of this layout."""
+        from np_envs.envs.population import PopulationEnv
+
+        if isinstance(env, PopulationEnv):
+            template = env.template
+            if tuple(int(g) for g in env.member_groups) != self.layout.member_groups:
+                raise ValueError("the PopulationEnv's member groups differ from the agent's")
+            pop_env = env
+        else:
+            template = as_vector_env(env)
+            if self.num_members == 1:
+                pop_env = _SingleGroupEnv(template)
+            else:
+                pop_env = PopulationEnv(template, self.layout.member_groups)
+        super().set_env(template, force_reset)
+        self._pop_env = pop_env
+
+    def get_env(self) -> Any:
+        return self.env
+
+    # ------------------------------------------------------------------ hooks for rules
+    def pop_setup(self, batch_size: int) -> None:
+        """Allocate buffers for one batch size (before learning and when B changes)."""
+
+    def pop_clean(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's clean answer to its group's inputs ``x`` (G, B, in): (P, B, act)."""
+        raise NotImplementedError
+
+    def pop_perturbed(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """Every member's ``index``-th perturbed answer to the same inputs: (P, B, act)."""
+        raise NotImplementedError
+
+    def pop_update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
+        """Rewards (P, B) and (n_pert, P, B), float64; the loss is minus the reward."""
+        raise NotImplementedError
+
+    def pop_observe_targets(self, targets: np.ndarray) -> None:
+        """Only for ``uses_targets`` rules: the targets (G, B, act) of the groups' inputs."""
+
+    def pop_stochastic(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    # ------------------------------------------------------------------ batched products
+    def _grouping(self, groups: int) -> int | None:
+        """Members per input row-block when inputs come as ``groups`` blocks, or None (gather).
+
+        ``groups == P``: one block per member; ``1``: the same inputs for every member
+        (evaluation); ``G`` on a regular grid: R members per group, side by side.
+        """
+        if groups == self.num_members:
+            return 1
+        if groups == 1:
+            return self.num_members
+        if groups == self.layout.num_groups and self.layout.per_group is not None:
+            return self.layout.per_group
+        if groups != self.layout.num_groups:
+            raise ValueError(f"inputs for {groups} groups; the population has "
+                             f"{self.layout.num_groups} (or pass one batch for every member)")
+        return None
+
+    def first_layer(self, x: torch.Tensor, out: torch.Tensor | None = None,
+                    weight: torch.Tensor | None = None,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``W_1 x + b_1`` for every member from its group's inputs: (G, B, in) -> (P, B, H).
+
+        On a regular grid each group's inputs are multiplied once by its R members' weights
+        side by side (no copy of the inputs); otherwise the inputs are gathered per member.
+        """
+        w = self.weights[0] if weight is None else weight
+        b = self.biases[0] if bias is None else bias
+        p, h, n_in = w.shape
+        r = self._grouping(x.shape[0])
+        if r == 1:
+            z = torch.bmm(x, w.transpose(1, 2), out=out)
+        elif r is not None:
+            g, batch = x.shape[0], x.shape[1]
+            zg = torch.bmm(x, w.reshape(g, r * h, n_in).transpose(1, 2))
+            z = zg.view(g, batch, r, h).transpose(1, 2)  # (G, R, B, H): members in order
+            if out is not None:
+                out.view(g, r, batch, h).copy_(z)
+                z = out
+            else:
+                z = z.reshape(p, batch, h)
+        else:
+            xm = x.index_select(0, self._groups_index())
+            z = torch.bmm(xm, w.transpose(1, 2), out=out)
+        if b is not None:
+            z.add_(b.unsqueeze(1))
+        return z
+
+    def first_layer_update(self, e: torch.Tensor, x: torch.Tensor) -> None:
+        """``W_1[p] += e[p]^T x_group(p)`` and ``b_1[p] += sum_n e[p, n]`` for every member."""
+        w, b = self.weights[0], self.biases[0]
+        p, h, n_in = w.shape
+        r = self._grouping(x.shape[0])
+        if r == 1:
+            w.baddbmm_(e.transpose(1, 2), x)
+        elif r is not None:
+            g, batch = x.shape[0], x.shape[1]
+            eg = e.view(g, r, batch, h).transpose(1, 2).reshape(g, batch, r * h)
+            w.view(g, r * h, n_in).baddbmm_(eg.transpose(1, 2), x)
+        else:
+            w.baddbmm_(e.transpose(1, 2), x.index_select(0, self._groups_index()))
+        if b is not None:
+            b.add_(e.sum(dim=1))
+
+    def layer(self, k: int, h: torch.Tensor, out: torch.Tensor | None = None,
+              weight: torch.Tensor | None = None,
+              bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``W_k h + b_k`` for layer k >= 1 from per-member activities: (P, B, out)."""
+        w = self.weights[k] if weight is None else weight
+        b = self.biases[k] if weight is None else bias
+        if b is None:
+            return torch.bmm(h, w.transpose(1, 2), out=out)
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), out=out)
+
+    def layer_update(self, k: int, e: torch.Tensor, h_prev: torch.Tensor) -> None:
+        """``W_k[p] += e[p]^T h_prev[p]``, ``b_k[p] += sum_n e[p, n]`` (k >= 1)."""
+        self.weights[k].baddbmm_(e.transpose(1, 2), h_prev)
+        b = self.biases[k]
+        if b is not None:
+            b.add_(e.sum(dim=1))
+
+    def forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor] | None = None,
+                biases: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """Every member's clean answer, out of place: (G, B, in) -> (P, B, act).
+
+        ``weights``/``biases`` replace the members' own (a perturbed or autograd copy).
+        """
+        ws = self.weights if weights is None else list(weights)
+        bs = self.biases if weights is None else list(biases or [None] * len(ws))
+        grad = torch.is_grad_enabled()
+        h = self.first_layer(x, weight=ws[0], bias=bs[0]) if weights is not None \
+            else self.first_layer(x)
+        for k in range(1, self.n_layers):
+            h = activate(h, self.activation) if grad else activate_(h, self.activation)
+            h = self.layer(k, h, weight=ws[k], bias=bs[k])
+        return h
+
+    def _groups_index(self) -> torch.Tensor:
+        idx = getattr(self, "_groups_idx", None)
+        if idx is None:
+            idx = torch.tensor(self.layout.member_groups, device=self.device)
+            self._groups_idx = idx
+        return idx
+
+    def to_groups(self, obs: np.ndarray) -> torch.Tensor:
+        """Group inputs (G, B, in) as a tensor of the network's dtype and device."""
+        return self.to_tensor(obs)
+
+    # ------------------------------------------------------------------ the classic hooks
+    def _single(self, what: str) -> None:
+        if self.num_members != 1:
+            raise RuntimeError(f"{what} is the single-agent hook; a population uses pop_* hooks")
+
+    def setup(self, batch_size: int) -> None:
+        self._ensure(batch_size)
+
+    def _ensure(self, batch_size: int) -> None:
+        if self._batch_setup != batch_size:
+            self.pop_setup(batch_size)
+            self._batch_setup = batch_size
+            self._batch_size = batch_size
+
+    def clean_forward(self, obs: torch.Tensor) -> torch.Tensor:
+        self._single("clean_forward")
+        self._ensure(obs.shape[0])
+        return self.pop_clean(obs.unsqueeze(0))[0]
+
+    def perturbed_forward(self, obs: torch.Tensor, index: int) -> torch.Tensor:
+        self._single("perturbed_forward")
+        return self.pop_perturbed(obs.unsqueeze(0), index)[0]
+
+    def update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
+        self._single("update")
+        self.pop_update(np.asarray(clean_rewards)[None], np.asarray(perturbed_rewards)[:, None])
+
+    def observe_targets(self, targets: np.ndarray) -> None:
+        self.pop_observe_targets(np.asarray(targets)[None])
+
+    def stochastic_forward(self, obs: torch.Tensor) -> torch.Tensor:
+        self._single("stochastic_forward")
+        return self.pop_stochastic(obs.unsqueeze(0))[0]
+
+    # ------------------------------------------------------------------ divergence
+    def freeze(self, member: int, at: int | None = None) -> None:
+        """Stop member p learning (diverged); its weights stay as they are now."""
+        if not self.active[member]:
+            return
+        self.active[member] = False
+        self.diverged_at[member] = self.num_timesteps if at is None else at
+        self._frozen[member] = [w[member].clone() for w in self._all_params()]
+
+    def _all_params(self) -> list[torch.Tensor]:
+        return [t for pair in zip(self.weights, self.biases, strict=True) for t in pair
+                if t is not None]
+
+    def _restore_frozen(self) -> None:
+        for p, saved in self._frozen.items():
+            for param, value in zip(self._all_params(), saved, strict=True):
+                param[p].copy_(value)
+
+    @property
+    def diverged(self) -> list[bool]:
+        return [not a for a in self.active]
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        member: int | None = None,
+    ) -> tuple[np.ndarray, None]:
+        """One observation or a batch; a population answers (P, ...) unless ``member`` is given.
+
+        Observations ``(obs_dim,)`` or ``(N, obs_dim)`` are shown to every member; a population
+        also takes ``(G, N, obs_dim)``, one batch per group.
+        """
+        obs = np.asarray(observation)
+        if obs.shape[-1] != self.obs_dim or obs.ndim not in (1, 2, 3):
+            raise ValueError(f"observation shape {obs.shape}; expected ({self.obs_dim},) or "
+                             f"(N, {self.obs_dim})")
+        single = obs.ndim == 1
+        grouped = obs.ndim == 3
+        x = self.to_tensor(obs if grouped else obs.reshape(1, -1, self.obs_dim))
+        with torch.no_grad():
+            out = self.forward(x) if deterministic else self.pop_stochastic(x)
+        with np.errstate(over="ignore"):  # a diverged member's answers overflow to inf
+            actions = self.to_numpy(out).astype(np.float32, copy=False)
+        if member is not None:
+            actions = actions[member]
+        elif self.num_members == 1:
+            actions = actions[0]
+        else:
+            return (actions[:, 0] if single else actions), None
+        return (actions[0] if single else actions), None
+
+    # ------------------------------------------------------------------ learning
+    def learn_threads(self, batch_size: int) -> int:
+        if self.num_threads is not None:
+            return int(self.num_threads)
+        sizes = self.sizes
+        work = self.num_members * batch_size * sum(
+            a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        if self.device.type == "cpu" and work < SINGLE_THREAD_WORK:
+            return 1
+        return torch.get_num_threads()
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int = 100,
+        tb_log_name: str = "run",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> PopulationAgent:
+        """Run trials until ``total_timesteps`` env steps per member are spent.
+
+        As for a single agent, steps are summed over sub-environments: every member spends the
+        same number of steps, so ``total_timesteps`` means one member's budget.
+        """
+        self._check_learnable()
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        env = self._pop_env
+        k = int(env.evals_per_input)
+        batch = int(env.num_envs)
+        n_pert = self.num_perturbations(k)
+        if n_pert > k - 1:
+            raise ValueError(f"{n_pert} perturbations do not fit in {k} evaluations per input")
+        self._ensure(batch)
+        self.start_learning()
+        perturbed = np.empty((n_pert, self.num_members, batch), dtype=np.float64)
+        single = isinstance(env, _SingleGroupEnv)
+        cb_locals: dict[str, Any] = {"total_timesteps": total_timesteps, "self": self}
+        callback.on_training_start(locals(), globals())
+        continue_training = True
+        threads_before = torch.get_num_threads()
+        threads = self.learn_threads(batch)
+        if threads != threads_before:
+            torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                while continue_training and self.num_timesteps < total_timesteps:
+                    x = self.to_groups(self._last_obs)
+                    actions = self.to_numpy(self.pop_clean(x))
+                    new_obs, clean_rewards, terminated, truncated, info = env.step(actions)
+                    finite = info.get("finite")
+                    if self.uses_targets:
+                        targets = info.get("target")
+                        if targets is None:
+                            raise ValueError(self._missing_targets_message())
+                        self.pop_observe_targets(targets)
+                    for j in range(n_pert):
+                        actions = self.to_numpy(self.pop_perturbed(x, j))
+                        new_obs, perturbed[j], terminated, truncated, info = env.step(actions)
+                        if finite is not None:
+                            finite = finite & info["finite"]
+                    for _ in range(k - 1 - n_pert):
+                        new_obs, _, terminated, truncated, info = env.step(
+                            self.to_numpy(self.pop_clean(x)))
+                    if not (np.all(terminated) or np.all(truncated)):
+                        raise RuntimeError(
+                            f"the env's trials did not end after evals_per_input={k} steps; "
+                            "the agent and env disagree on the trial length"
+                        )
+                    if finite is not None and not finite.all():
+                        for p in np.flatnonzero(~finite & self.active):
+                            self.freeze(int(p))
+                        clean_rewards = np.where(finite[:, None], clean_rewards, 0.0)
+                        perturbed = np.where(finite[None, :, None], perturbed, 0.0)
+                    self.pop_update(clean_rewards, perturbed)
+                    if self._frozen:
+                        self._restore_frozen()
+                    self._n_updates += 1
+                    self._last_obs = new_obs
+                    dones = np.asarray(terminated) | np.asarray(truncated)
+                    if single:  # a single agent's callbacks see what SB3's would
+                        cb_locals.update(actions=actions[0], new_obs=new_obs[0],
+                                         rewards=clean_rewards[0], dones=dones, infos=info)
+                    else:
+                        cb_locals.update(actions=actions, new_obs=new_obs,
+                                         rewards=clean_rewards, dones=dones, infos=info)
+                    callback.update_locals(cb_locals)
+                    for _ in range(k):
+                        self.num_timesteps += batch
+                        if not callback.on_step():
+                            continue_training = False
+                            break
+                    if log_interval and self._n_updates % log_interval == 0:
+                        self._log(clean_rewards, info)
+        finally:
+            self.teardown()
+            if threads != threads_before:
+                torch.set_num_threads(threads_before)
+        callback.on_training_end()
+        return self
+
+    def _setup_learn(self, total_timesteps, callback, reset_num_timesteps, tb_log_name,
+                     progress_bar):
+        if self._pop_env is None:
+            raise ValueError("this agent has no env: pass one to the constructor, load() or "
+                             "set_env() before learn()")
+        self.start_time = time.time_ns()
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self._n_updates = 0
+        else:
+            total_timesteps += self.num_timesteps
+        self._total_timesteps = total_timesteps
+        self._num_timesteps_at_start = self.num_timesteps
+        if reset_num_timesteps or self._last_obs is None:
+            seeds = self._pending_env_seed
+            self._last_obs, _ = self._pop_env.reset(seed=seeds)
+            self._pending_env_seed = None
+        if not self._custom_logger:
+            self._logger = self._make_logger(tb_log_name, reset_num_timesteps)
+        return total_timesteps, self._init_callback(callback, progress_bar)
+
+    # ------------------------------------------------------------------ members
+    def member(self, p: int) -> PopulationAgent:
+        """Member p as an ordinary agent of the same rule (weights and noise state copied)."""
+        if not 0 <= p < self.num_members:
+            raise IndexError(f"member {p} of a population of {self.num_members}")
+        hyper = self.member_hyperparameters(p)
+        agent = type(self)(None, obs_dim=self.obs_dim, act_dim=self.act_dim, **hyper)
+        if self.env is not None:
+            agent.set_env(self.env)
+        for src, dst in zip(self._all_params(), agent._all_params(), strict=True):
+            dst[0].copy_(src[p])
+        s = self.noise_streams
+        for gen, state in zip(agent.noise_generators,
+                              self.noise_generator_states()[p * s:(p + 1) * s], strict=True):
+            gen.set_state(state)
+        agent.predict_generators[0].set_state(self.predict_generators[p].get_state())
+        agent.num_timesteps, agent._n_updates = self.num_timesteps, self._n_updates
+        agent._pending_env_seed = None
+        return agent
+
+    def member_hyperparameters(self, p: int) -> dict[str, Any]:
+        """The keyword arguments of the single agent that member p is."""
+        hyper = dict(self._hyperparameters)
+        for name in self.member_settings:
+            value = hyper.get(name)
+            if isinstance(value, list):
+                hyper[name] = value[p]
+        return hyper
+
+    # ------------------------------------------------------------------ save / load
+    def noise_generator_states(self) -> list[torch.Tensor]:
+        return [gen.get_state() for gen in self.noise_generators]
+
+    def get_parameters(self) -> dict[str, dict[str, torch.Tensor]]:
+        """SB3's layout: ``{"policy": state_dict}``; a population's tensors have axis 0 = member."""
+        if self.num_members == 1:
+            return {"policy": self.network.state_dict()}
+        return {"policy": self._stacked_state()}
+
+    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True,
+                       device: str = "auto") -> None:
+        """Load weights from ``get_parameters()`` output or a saved agent's file (as SB3)."""
+        params = load_path_or_dict
+        if not isinstance(params, dict):
+            params = type(self).load(params).get_parameters()
+        state = params.get("policy", params.get("network"))
+        if not isinstance(state, dict):
+            raise ValueError("expected get_parameters() output: {'policy': state_dict}")
+        if self.num_members == 1:
+            state = {k: v.unsqueeze(0) if v.dim() < self._stacked_state()[k].dim() else v
+                     for k, v in state.items() if k in self._stacked_state()} | {
+                k: v for k, v in state.items() if k not in self._stacked_state()}
+        self._load_stacked(state)
+
+    def _stacked_state(self) -> dict[str, torch.Tensor]:
+        state = {}
+        for k in range(self.n_layers):
+            state[f"layers.{k}.weight"] = self.weights[k]
+            if self.biases[k] is not None:
+                state[f"layers.{k}.bias"] = self.biases[k]
+        return state
+
+    def _load_stacked(self, state: dict[str, torch.Tensor]) -> None:
+        mine = self._stacked_state()
+        if set(state) != set(mine):
+            raise ValueError(f"parameters {sorted(state)} do not match {sorted(mine)}")
+        for name, value in state.items():
+            if tuple(value.shape) != tuple(mine[name].shape):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, the population's is "
+                                 f"{tuple(mine[name].shape)}")
+            mine[name].copy_(value)
+
+    def extra_state(self) -> dict[str, Any]:
+        """A rule's own state beyond weights and generators (JSON-able); saved with the agent."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    def save(self, path: str | pathlib.Path) -> None:
+        """A zip: ``agent.json`` (rule name, settings, counters, members' status) and
+        ``tensors.pt`` (plain tensors only, loaded with ``weights_only=True``)."""
+        path = pathlib.Path(path)
+        if path.suffix == "":
+            path = path.with_suffix(".zip")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": SAVE_FORMAT,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "name": self.name,
+            "members": self.num_members,
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "num_timesteps": self.num_timesteps,
+            "n_updates": self._n_updates,
+            "hyperparameters": self._hyperparameters,
+            "active": [bool(a) for a in self.active],
+            "diverged_at": self.diverged_at,
+            "extra_state": self.extra_state(),
+        }
+        tensors: dict[str, Any] = {
+            "network": {k: v.cpu() for k, v in self._stacked_state().items()},
+            "noise_generators": [s.cpu() for s in self.noise_generator_states()],
+            "predict_generators": [g.get_state().cpu() for g in self.predict_generators],
+            "frozen": {str(p): [t.cpu() for t in v] for p, v in self._frozen.items()},
+        }
+        buffer = io.BytesIO()
+        torch.save(tensors, buffer)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("agent.json", json.dumps(meta, indent=2))
+            zf.writestr("tensors.pt", buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path, env: Any = None, **kwargs: Any) -> PopulationAgent:
+        """Rebuild a saved agent or population (``kwargs`` override saved settings)."""
+        from agents.checkpoint import read_agent_file, resolve_saved_class
+
+        meta, state = read_agent_file(path)
+        saved_cls = resolve_saved_class(meta, cls)
+        hyper = dict(meta["hyperparameters"])
+        hyper.update(kwargs)
+        if env is None:
+            hyper.update(obs_dim=meta["obs_dim"], act_dim=meta["act_dim"])
+        agent = saved_cls(env, **hyper)
+        network = state["network"]
+        if "members" not in meta:  # a single agent saved by np-envs 0.1: 2-D tensors
+            network = {k: v.unsqueeze(0) for k, v in network.items()}
+        agent._load_stacked(network)
+        gens = state.get("noise_generators") or []
+        try:
+            if len(gens) == len(agent.noise_generators):
+                for gen, saved in zip(agent.noise_generators, gens, strict=True):
+                    gen.set_state(saved)
+            predict = state.get("predict_generators") or [state.get("predict_generator")]
+            for gen, saved in zip(agent.predict_generators, predict, strict=False):
+                if saved is not None:
+                    gen.set_state(saved)
+        except (RuntimeError, ValueError):  # saved on another device type: reseeded instead
+            pass
+        agent.num_timesteps = int(meta["num_timesteps"])
+        agent._n_updates = int(meta["n_updates"])
+        if "active" in meta:
+            agent.active = np.asarray(meta["active"], dtype=bool)
+            agent.diverged_at = list(meta["diverged_at"])
+            agent._frozen = {int(p): [t.to(agent.device) for t in v]
+                             for p, v in state.get("frozen", {}).items()}
+        agent.load_extra_state(meta.get("extra_state") or {})
+        agent._pending_env_seed = None
+        return agent
+
+    def __repr__(self) -> str:
+        if "weights" not in self.__dict__:
+            return f"{type(self).__name__}(<not built>)"
+        rates = self.learning_rates[0] if self.num_members == 1 else self.learning_rates
+        return (f"{type(self).__name__}(members={self.num_members}, sizes={self.sizes}, "
+                f"lr={rates}, reduction={self.reduction!r})")
+
+
+class _SingleGroupEnv:
+    """An ordinary vector env seen as a population env of one member and one group.
+
+    A single agent keeps the ordinary env's behaviour exactly: its checks (an action with NaN
+    raises, as Gymnasium users expect) and its seeding.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        self.evals_per_input = int(_env_attr(env, "evals_per_input", 1))
+
+    def reset(self, seed: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0] if seed else None
+        obs, info = self.env.reset(seed=seed)
+        return obs[None], info
+
+    def step(self, actions: np.ndarray) -> tuple[Any, ...]:
+        obs, rewards, terminated, truncated, info = self.env.step(actions[0])
+        if "target" in info or "final_info" in info:
+            from agents.base import _targets_from_info
+
+            targets = _targets_from_info(info)
+            if targets is not None:
+                info = {**info, "target": targets[None]}
+        return obs[None], np.asarray(rewards)[None], terminated, truncated, info

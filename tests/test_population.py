@@ -1,0 +1,257 @@
+"""Populations: member p of a population is the single agent with p's settings.
+
+Float64, 50 updates, every built-in rule, the three tasks: each member's weights equal those of
+the single agent made with its learning rate, seed and sigma, to 1e-9 relative. A member that
+diverges is frozen and recorded, and the others are untouched (1e-12 relative to a population
+without it). Plus the user-facing calls: ``make_population``, ``member(p)``, per-member predict,
+save/load, and a plug-in rule with no population implementation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import needs_sarcos_test_file
+
+import np_envs  # noqa: F401  (registers the environments)
+from agents import make_agent, make_population, register_agent
+from agents.registry import _REGISTRY
+
+UPDATES = 50
+B = 8
+
+#: rule name -> extra keywords (structural options shared by the population)
+RULES = {
+    "np": {},
+    "wn-np-first": {"normalize": "first"},
+    "wn-np-all": {"normalize": "all"},
+    "reinforce": {},
+    "reinforce-hidden": {"hidden_noise": True},
+    "sgd": {},
+    "wp": {},
+}
+
+TASKS = {
+    "linear": ("NPLinearTeacher-v0", {"Lx": 10, "Ly": 3}, (1e-3, 3e-4), (1e-3, 2e-3)),
+    "sarcos": ("NPSarcos-v0", {"split_scheme": "test-file"}, (1e-4, 3e-5), (1e-2, 3e-2)),
+    "mnist": ("NPMNIST-v0", {}, (1e-2, 3e-3), (1e-2, 3e-2)),
+}
+
+
+def rule_name(key: str) -> str:
+    return key.split("-first")[0].split("-all")[0].replace("-hidden", "")
+
+
+def make_env(task: str, **kwargs) -> gym.vector.VectorEnv:
+    env_id, env_kwargs, _, _ = TASKS[task]
+    return gym.make_vec(env_id, num_envs=B, **env_kwargs, **kwargs)
+
+
+def flat_weights(net: torch.nn.Module) -> np.ndarray:
+    return np.concatenate([p.detach().cpu().numpy().ravel() for p in net.parameters()])
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def settings(task: str, key: str) -> tuple[str, dict, list[dict]]:
+    """Rule, shared keywords, and four members (mixed rates, seeds and sigmas)."""
+    _, _, rates, sigmas = TASKS[task]
+    name = rule_name(key)
+    shared = {"hidden_sizes": (12,), "dtype": "float64", **RULES[key]}
+    members = [
+        {"seed": 3, "learning_rate": rates[0], "sigma": sigmas[0]},
+        {"seed": 3, "learning_rate": rates[1], "sigma": sigmas[1]},
+        {"seed": 4, "learning_rate": rates[0], "sigma": sigmas[1]},
+        {"seed": 4, "learning_rate": rates[1], "sigma": sigmas[0]},
+    ]
+    if name == "sgd":
+        for m in members:
+            m.pop("sigma")
+    return name, shared, members
+
+
+def as_lists(members: list[dict]) -> dict[str, list]:
+    return {k: [m[k] for m in members] for k in members[0]}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("key", list(RULES))
+def test_member_equals_single_agent(task: str, key: str) -> None:
+    _skip_without_data(task)
+    name, shared, members = settings(task, key)
+    env_kw = {"reveal_target": True} if name == "sgd" else {}
+    steps = UPDATES * B * (1 if name == "sgd" else 2)
+    if name == "sgd":
+        env_kw["evals_per_input"] = 1
+    population = make_agent(name, make_env(task, **env_kw), **shared, **as_lists(members))
+    assert population.num_members == 4 and population.layout.per_group == 2
+    population.learn(steps)
+    for p, member in enumerate(members):
+        single = make_agent(name, make_env(task, **env_kw), **shared, **member).learn(steps)
+        diff = relative_difference(flat_weights(population.networks[p]),
+                                   flat_weights(single.network))
+        assert diff < 1e-9, f"member {p}: relative difference {diff:.2e}"
+        assert not np.array_equal(flat_weights(single.network),
+                                  flat_weights(population.networks[1 - p % 2 + 2 * (p // 2)]))
+
+
+def _skip_without_data(task: str) -> None:
+    from conftest import _data_present
+
+    files = {"sarcos": ["sarcos/sarcos_inv_test.mat"],
+             "mnist": ["mnist/train-images-idx3-ubyte.gz", "mnist/t10k-images-idx3-ubyte.gz"]}
+    if not _data_present(*files.get(task, [])):
+        pytest.skip(f"{task} data not under NP_ENVS_DATA")
+
+
+@pytest.mark.parametrize("seeds", [[5, 9, 5, 7], [5, 9, 7, 2]], ids=["irregular", "all-own"])
+def test_member_order_and_streams_do_not_matter(seeds: list[int]) -> None:
+    """Members in any order (the first layer then gathers inputs per member) are still the
+    single runs."""
+    rates = [1e-3, 2e-3, 3e-3, 4e-3]
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
+    population = make_agent("np", make_env("linear"), learning_rate=rates, seed=seeds,
+                            **shared).learn(UPDATES * B * 2)
+    for p in range(4):
+        single = make_agent("np", make_env("linear"), learning_rate=rates[p], seed=seeds[p],
+                            **shared).learn(UPDATES * B * 2)
+        diff = relative_difference(flat_weights(population.networks[p]),
+                                   flat_weights(single.network))
+        assert diff < 1e-9
+
+
+def train_with_divergence_check(agent, env, chunks: int, steps: int, factor: float = 1e3):
+    """What the runner does: learn in chunks, score every member on the test split, freeze a
+    member whose test error passes ``factor`` x its initial error."""
+    from np_envs.evaluation import evaluate_members
+
+    initial = [r["mse"] for r in evaluate_members(agent, env)]
+    for _ in range(chunks):
+        agent.learn(steps, reset_num_timesteps=False)
+        for p, result in enumerate(evaluate_members(agent, env)):
+            if result.get("diverged") or result["mse"] > factor * initial[p]:
+                agent.freeze(p)
+    return agent
+
+
+@needs_sarcos_test_file
+def test_diverging_member_is_frozen_and_leaves_the_others_alone() -> None:
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-2}
+    steps = UPDATES * B * 2 // 5
+    env = make_env("sarcos")
+    with_bad = train_with_divergence_check(
+        make_agent("np", env, learning_rate=[1e-5, 1e-3, 1e-5], seed=[3, 3, 4], **shared),
+        env, chunks=5, steps=steps)
+    env = make_env("sarcos")
+    without = train_with_divergence_check(
+        make_agent("np", env, learning_rate=[1e-5, 1e-5], seed=[3, 4], **shared),
+        env, chunks=5, steps=steps)
+    assert with_bad.diverged == [False, True, False]
+    assert without.diverged == [False, False]
+    frozen_at = with_bad.diverged_at[1]
+    assert frozen_at is not None and frozen_at < 5 * steps
+    for p, q in ((0, 0), (2, 1)):
+        diff = relative_difference(flat_weights(with_bad.networks[p]),
+                                   flat_weights(without.networks[q]))
+        assert diff < 1e-12, f"member {p}: {diff:.2e}"
+    frozen = flat_weights(with_bad.networks[1]).copy()
+    with_bad.learn(steps, reset_num_timesteps=False)
+    np.testing.assert_array_equal(flat_weights(with_bad.networks[1]), frozen)
+
+
+@needs_sarcos_test_file
+def test_member_with_nan_answers_is_frozen_at_once() -> None:
+    """Answers that overflow to inf/NaN freeze the member during learning, before any check."""
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-2}
+    agent = make_agent("np", make_env("sarcos"), learning_rate=[1e-5, 1e-5], seed=[3, 4],
+                       **shared)
+    with torch.no_grad():
+        agent.weights[-1][1].fill_(1e300)  # member 1's answers overflow on the next trial
+    agent.learn(B * 2 * 3)
+    assert agent.diverged == [False, True] and agent.diverged_at[1] == 0
+    assert np.all(agent.weights[-1][1].numpy() == 1e300)
+
+
+def test_make_population_grid_member_and_predict(tmp_path: Path) -> None:
+    env = make_env("linear")
+    population = make_population("np", env, learning_rates=[1e-3, 3e-3], seeds=[0, 1],
+                                 hidden_sizes=(12,), sigma=1e-3)
+    assert population.seeds == [0, 0, 1, 1]
+    assert population.learning_rates == [1e-3, 3e-3, 1e-3, 3e-3]
+    population.learn(400)
+    obs = np.random.default_rng(0).standard_normal((5, 10)).astype(np.float32)
+    all_actions, _ = population.predict(obs)
+    assert all_actions.shape == (4, 5, 3)
+    for p in range(4):
+        one, _ = population.predict(obs, member=p)
+        np.testing.assert_array_equal(one, all_actions[p])
+        agent = population.member(p)
+        assert agent.num_members == 1 and agent.learning_rate == population.learning_rates[p]
+        np.testing.assert_allclose(agent.predict(obs)[0], all_actions[p], rtol=1e-6, atol=1e-7)
+    population.save(tmp_path / "pop.zip")
+    loaded = type(population).load(tmp_path / "pop.zip", env=make_env("linear"))
+    np.testing.assert_array_equal(loaded.predict(obs)[0], all_actions)
+    assert loaded.seeds == population.seeds
+    with pytest.raises(AttributeError, match="networks"):
+        _ = population.network
+
+
+def test_member_continues_like_the_single_run() -> None:
+    """An extracted member keeps learning exactly as the uninterrupted single agent."""
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
+    population = make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3], seed=[0, 1],
+                            **shared).learn(160)
+    member = population.member(1)
+    member.set_env(make_env("linear"))
+    single = make_agent("np", make_env("linear"), learning_rate=2e-3, seed=1, **shared)
+    single.learn(160)
+    np.testing.assert_allclose(flat_weights(member.network), flat_weights(single.network),
+                               rtol=1e-12)
+
+
+def test_plugin_without_population_runs_members_in_turn() -> None:
+    """A rule written against the single-agent hooks: correct members, one after another."""
+    plugin = _load_example_plugin()
+    register_agent("wp-plugin-test", plugin, overwrite=True)
+    try:
+        shared = {"hidden_sizes": (8,), "dtype": "float64", "sigma": 1e-3,
+                  "activation": "linear", "bias": False}
+        population = make_population("wp-plugin-test", make_env("linear"),
+                                     learning_rates=[1e-3, 2e-3], seeds=[0, 1], **shared)
+        assert not population.population_native and population.num_members == 4
+        population.learn(160)
+        builtin = make_population("wp", make_env("linear"), learning_rates=[1e-3, 2e-3],
+                                  seeds=[0, 1], **shared).learn(160)
+        for p in range(4):
+            diff = relative_difference(flat_weights(population.member(p).network),
+                                       flat_weights(builtin.networks[p]))
+            assert diff < 1e-9, f"member {p}: plug-in and built-in wp differ by {diff:.2e}"
+    finally:
+        _REGISTRY.pop("wp-plugin-test", None)
+
+
+def _load_example_plugin() -> type:
+    """The plug-in of examples/weight_perturbation.py, imported from its file."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "weight_perturbation.py"
+    spec = importlib.util.spec_from_file_location("weight_perturbation_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.WeightPerturbationPlugin
+
+
+def test_bad_member_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="different lengths"):
+        make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3], seed=[0, 1, 2])
+    with pytest.raises(ValueError, match="sigma"):
+        make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3], sigma=[1e-3, -1.0])
+    with pytest.raises(ValueError, match="learning_rate"):
+        make_agent("np", make_env("linear"), learning_rate=[1e-3, float("nan")])
