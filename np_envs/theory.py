@@ -14,6 +14,10 @@ Euler step in which both updates read the OLD ``a`` and ``eps``), and derives fr
 learning rate eta* above which the error turns back up before reaching zero, SGD's optimal rate,
 the onset of the teacher-noise instability and the Eq. 14 nullcline.
 
+:func:`mean_field_four_variable` iterates the authors' four-variable description (alpha, beta,
+eps and a cross term phi) without the reduction to (a, eps); it tracks simulations more closely
+late in training, where the two-variable map sits above them, so plots can draw both.
+
 ``simulate_linear_np`` (from np_envs/linear_simulation.py, re-exported here) runs the actual NP
 rule on the same task so theory and simulation can be drawn side by side (Fig. 1A, Fig. 3A).
 
@@ -41,6 +45,7 @@ __all__ = [
     "critical_learning_rate",
     "sgd_optimal_learning_rate",
     "mean_field_trajectory",
+    "mean_field_four_variable",
     "instability_onset",
     "nullcline_eps",
     "simulate_linear_np",
@@ -210,6 +215,73 @@ def mean_field_trajectory(
         a_out[n - 1 :] = math.inf
         eps_out[n - 1 :] = math.inf
     return a_out, eps_out
+
+
+def mean_field_four_variable(
+    Lx: int,
+    Lh: int,
+    Ly: int,
+    learning_rate: float,
+    steps: int,
+    sigma_t: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Iterate the four-variable mean-field model (paper/NOTES.md) once per sample.
+
+    Why beside the two-variable map: it keeps alpha, beta and the cross term phi separate
+    instead of reducing them to ``a``, and follows the simulated error more closely late in
+    training. Each iteration, with every right-hand side at the values before it,
+
+        q     = Lx eps + sigma_t^2
+        n     = eta^2 (Ly (1+beta)(alpha^2 + beta) + 4 alpha beta) q
+        psi   = psi0 - (eps + 2 phi),  psi0 = 2/(Lx+Ly)
+        alpha <- alpha + 2 eta Ly phi + eta^2 Lh Ly (1+beta) q
+        beta  <- beta  + 2 eta Lx phi + eta^2 Lx Ly alpha (1+beta) q
+        eps   <- eps - 2 eta (alpha+beta) eps - 4 eta^2 phi (Lx Ly eps + sigma_t^2) + n
+        phi   <- phi + eta (alpha+beta)(eps - phi)
+                     + 2 eta^2 (Lx Ly phi (eps - phi) - sigma_t^2 (psi - phi)) - n
+
+    from alpha0, beta0, eps0 and phi0 = -4Lh/((Lx+Lh)(Ly+Lh)).
+
+    Args:
+        Lx, Lh, Ly: input, hidden and output sizes.
+        learning_rate: eta per sample (not eta_h).
+        steps: number of samples (iterations).
+        sigma_t: teacher noise std.
+
+    Returns:
+        Dict of float64 arrays ``alpha``, ``beta``, ``eps``, ``phi`` of length ``steps + 1``
+        (index t: after t samples). If the model overflows, every array reads +inf from the
+        first non-finite step on (no warnings).
+    """
+    steps = check_count("steps", steps)
+    Lx, Lh, Ly = check_sizes(Lx, Lh, Ly)
+    eta = check_positive("learning_rate", learning_rate)
+    sigma_t = check_nonnegative("sigma_t", sigma_t)
+    p = initial_order_parameters(Lx, Lh, Ly)
+    alpha, beta, eps = p["alpha0"], p["beta0"], p["eps0"]
+    phi = -4.0 * Lh / ((Lx + Lh) * (Ly + Lh))
+    psi0 = 2.0 / (Lx + Ly)
+    s2 = sigma_t**2
+    eta2 = eta * eta
+    out = [(alpha, beta, eps, phi)]
+    isfinite = math.isfinite
+    for _ in range(steps):
+        q = Lx * eps + s2
+        n = eta2 * (Ly * (1.0 + beta) * (alpha * alpha + beta) + 4.0 * alpha * beta) * q
+        psi = psi0 - (eps + 2.0 * phi)
+        alpha, beta, eps, phi = (
+            alpha + 2.0 * eta * Ly * phi + eta2 * Lh * Ly * (1.0 + beta) * q,
+            beta + 2.0 * eta * Lx * phi + eta2 * Lx * Ly * alpha * (1.0 + beta) * q,
+            eps - 2.0 * eta * (alpha + beta) * eps - 4.0 * eta2 * phi * (Lx * Ly * eps + s2) + n,
+            phi + eta * (alpha + beta) * (eps - phi)
+            + 2.0 * eta2 * (Lx * Ly * phi * (eps - phi) - s2 * (psi - phi)) - n,
+        )
+        if not all(isfinite(v) for v in (alpha, beta, eps, phi)):
+            break
+        out.append((alpha, beta, eps, phi))
+    arr = np.full((steps + 1, 4), math.inf)
+    arr[: len(out)] = out
+    return {k: arr[:, i].copy() for i, k in enumerate(("alpha", "beta", "eps", "phi"))}
 
 
 def instability_onset(

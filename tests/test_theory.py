@@ -370,3 +370,45 @@ def test_cli_theory_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["theory", "--lr-ratio", "0.5,-1", "--out", str(tmp_path)])
     assert math.isfinite(theory.critical_learning_rate(100, 2000, 10))
+
+
+# ---------------------------------------------------------------- four-variable model
+def test_four_variable_first_steps_by_hand():
+    """Lx=Lh=Ly=2 gives alpha0=beta0=eps0=1, phi0=-1/2, psi0=1/2; eta=0.1, sigma_t=0.
+
+    Step 1: q=2, n=0.01*(2*2*2+4)*2=0.24, alpha=1-0.2+0.16, eps=1-0.4+0.08+0.24,
+    phi=-0.5+0.3-0.06-0.24. Step 2 from (0.96, 0.96, 0.92, -0.5): q=1.84,
+    n=0.01*(3.92*1.8816+3.6864)*1.84.
+    """
+    r = theory.mean_field_four_variable(2, 2, 2, 0.1, 2)
+    assert r["alpha"][:2] == pytest.approx([1.0, 0.96], abs=1e-12)
+    assert r["beta"][:2] == pytest.approx([1.0, 0.96], abs=1e-12)
+    assert r["eps"][:2] == pytest.approx([1.0, 0.92], abs=1e-12)
+    assert r["phi"][:2] == pytest.approx([-0.5, -0.5], abs=1e-12)
+    assert r["alpha"][2] == pytest.approx(0.904256, abs=1e-12)
+    assert r["beta"][2] == pytest.approx(0.89848576, abs=1e-12)
+    assert r["eps"][2] == pytest.approx(0.8438658048, abs=1e-12)
+
+
+def test_four_variable_teacher_noise_by_hand():
+    """sigma_t=1: q=3, n=0.36, psi=1/2, so alpha=beta=1.04, eps=1.06, phi=-0.64 after one step."""
+    r = theory.mean_field_four_variable(2, 2, 2, 0.1, 1, sigma_t=1.0)
+    assert [r[k][1] for k in ("alpha", "beta", "eps", "phi")] == pytest.approx(
+        [1.04, 1.04, 1.06, -0.64], abs=1e-12)
+
+
+def test_four_variable_starts_with_two_variable_and_falls_below_it():
+    """Same eps0; at 0.8 eta* both fall, and late the four-variable eps is the lower one."""
+    eta = 0.8 * theory.critical_learning_rate(100, 1000, 10)
+    four = theory.mean_field_four_variable(100, 1000, 10, eta, 20_000)
+    _, two = theory.mean_field_trajectory(100, 1000, 10, eta, 20_000)
+    assert four["eps"][0] == pytest.approx(two[0])
+    assert four["eps"][-1] < four["eps"][0] and four["eps"][-1] < two[-1]
+
+
+def test_four_variable_blow_up_reads_inf():
+    r = theory.mean_field_four_variable(100, 1000, 10, 3 * theory.critical_learning_rate(
+        100, 1000, 10), 50_000)
+    assert np.isinf(r["eps"][-1]) and np.isfinite(r["eps"][0])
+    first_inf = int(np.argmax(np.isinf(r["eps"])))
+    assert np.all(np.isinf(r["eps"][first_inf:]))

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: Colours of successive learning rates / widths, ordered like the paper's purple -> green.
-COLORS = ["#5e3c99", "#2c7bb6", "#1a9641", "#fdae61", "#d7191c", "#7b3294", "#636363"]
+from np_envs import plotting
+
+#: Colours of successive learning rates / widths: the package's, so panels and commands match.
+COLORS = plotting.COLORS
 
 
 def float_list(text: str) -> list[float]:
@@ -88,22 +90,13 @@ def resolve(args: argparse.Namespace, cpu: dict, paper: dict) -> argparse.Namesp
 
 
 def setup_plot():
-    """Headless matplotlib with a compact, paper-like style."""
-    import matplotlib
+    """Headless matplotlib with np-envs' shared style (np_envs.plotting)."""
+    return plotting.pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    plt.rcParams.update(
-        {
-            "figure.dpi": 110,
-            "font.size": 9,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "legend.frameon": False,
-        }
-    )
-    return plt
+def save(fig, path: Path) -> Path:
+    """Save through np_envs.plotting: readable log ticks on every axis, caption kept."""
+    return plotting.save(fig, path)
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> Path:

@@ -18,7 +18,7 @@ import _common as C
 import _linear as L
 import numpy as np
 
-from np_envs import theory
+from np_envs import plotting, theory
 
 CPU = dict(Lx=100, Lh=2000, Ly=10, ratios=[0.8, 1.0, 1.2, 1.4], steps=20_000, seeds=3)
 PAPER = dict(Lh=10_000, steps=100_000, seeds=10)
@@ -53,40 +53,68 @@ def main(argv: list[str] | None = None) -> dict:
     runs = L.run_many(jobs, args.workers)
 
     plt = C.setup_plot()
-    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
     rows, results = [], {"eta_star": eta_star, "ratios": {}}
+    notes, times = [], []
     for i, r in enumerate(args.ratios):
         group = runs[i * args.seeds : (i + 1) * args.seeds]
         steps = group[0].steps
         sim = C.seed_mean([g.eps for g in group])
         _, th_eps = theory.mean_field_trajectory(Lx, Lh, Ly, r * eta_star, args.steps)
-        th = th_eps[steps]
+        four_eps = theory.mean_field_four_variable(Lx, Lh, Ly, r * eta_star, args.steps)["eps"]
+        th, four = th_eps[steps], four_eps[steps]
         color = C.COLORS[i % len(C.COLORS)]
-        ok = np.isfinite(sim) & (steps > 0)
-        ax.loglog(steps[ok], sim[ok], "-", color=color, label=f"{r:g} η*")
-        okt = np.isfinite(th) & (steps > 0)
-        ax.loglog(steps[okt], th[okt], "--", color=color, lw=1)
-        for t, e_s, e_t in zip(steps, sim, th, strict=True):
-            rows.append(dict(ratio=r, step=int(t), sim_eps=e_s, theory_eps=e_t))
+        ok = np.isfinite(sim)
+        ax.plot(steps[ok], sim[ok], "-", color=color, label=f"{r:g} η*")
+        if args.seeds > 1:  # the spread over seeds as a band
+            arr = np.vstack([g.eps for g in group])
+            okb = np.all(np.isfinite(arr), axis=0)
+            ax.fill_between(steps[okb], arr[:, okb].min(0), arr[:, okb].max(0), color=color,
+                            alpha=0.2, lw=0)
+        ceiling = 100 * th[0]
+        okt = np.isfinite(th) & (th <= ceiling)
+        ax.plot(steps[okt], th[okt], "--", color=color, lw=1)
+        okf = np.isfinite(four) & (four <= ceiling)
+        ax.plot(steps[okf], four[okf], ":", color=color, lw=1.3)
+        for g in group:
+            if g.stopped == "diverged":
+                last = int(np.flatnonzero(np.isfinite(g.eps))[-1])
+                plotting.mark_diverged(ax, [(steps[last], g.eps[last])], color)
+        times += steps.tolist()
+        for t, e_s, e_t, e_f in zip(steps, sim, th, four, strict=True):
+            rows.append(dict(ratio=r, step=int(t), sim_eps=e_s, theory_eps=e_t,
+                             theory4_eps=e_f))
         ratios_at = {
             int(c): float(sim[list(steps).index(c)] / th[list(steps).index(c)]) for c in checkpoints
         }
         imin = int(np.nanargmin(sim)) if np.any(np.isfinite(sim)) else 0
+        if np.isfinite(sim[-1]) and sim[-1] > 0 and np.isfinite(th[-1]):
+            over = th[-1] / sim[-1]
+            if over > 1.5 or over < 1 / 1.5:
+                notes.append(f"{r:g} η*: at step {int(steps[-1])} the two-variable map is "
+                             f"{over:.3g}x the simulation, four-variable "
+                             f"{four[-1] / sim[-1]:.2g}x")
         results["ratios"][f"{r:g}"] = {
             "sim_over_theory": ratios_at,
             "sim_min_eps": float(sim[imin]),
             "sim_min_step": int(steps[imin]),
             "sim_final_eps": float(sim[-1]),
             "theory_final_eps": float(th[-1]),
+            "theory4_final_eps": float(four[-1]),
             "diverged_seeds": sum(g.stopped == "diverged" for g in group),
         }
-    ax.set_xlabel("iterations (samples)")
+    plotting.time_axis(ax, times)
+    ax.set_yscale("log")
+    ax.set_xlabel("iterations (samples; 0 = initial, then log scale)")
     ax.set_ylabel("error ε")
-    ax.set_title(f"Fig 1A  Lx={Lx} Lh={Lh} Ly={Ly}, {args.seeds} seeds", fontsize=8)
-    ax.legend(fontsize=7, title="solid sim, dashed theory", title_fontsize=7)
-    fig.tight_layout()
+    ax.set_title(f"Fig 1A  Lx={Lx} Lh={Lh} Ly={Ly}, η* = {eta_star:.3g}", fontsize=8)
+    plotting.legend(ax, [plotting.style_handle("-", "simulation (mean, band min-max)"),
+                         plotting.style_handle("--", "two-variable map"),
+                         plotting.style_handle(":", "four-variable model")], fontsize=6.5)
+    plotting.caption(fig, [f"one sample per step, σ_t = 0, seeds 0-{args.seeds - 1} "
+                           f"(n={args.seeds})", *notes])
     png = args.out / "fig1a.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig1a.csv", rows)
     return run.finish(results, [png, csv])
 

@@ -153,7 +153,7 @@ def plot(args, rows: list[dict], key: str, panel: str, xlabel: str):
     ax.legend(fontsize=7)
     fig.tight_layout()
     png = args.out / f"{panel}.png"
-    fig.savefig(png)
+    C.save(fig, png)
     flat = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in rows]
     csv = C.write_csv(args.out / f"{panel}.csv", flat)
     return png, csv

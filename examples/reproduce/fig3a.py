@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax_t.set_title("solid sim, dashed theory", fontsize=8)
     fig.tight_layout()
     png = args.out / "fig3a.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig3a.csv", rows)
     return run.finish(results, [png, csv])
 

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=6)
     fig.tight_layout()
     png = args.out / "fig3b.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig3b.csv", rows)
     onsets = [r["sim_onset"] for r in rows]
     finite = [(r["ratio"], r["sim_onset"]) for r in rows if math.isfinite(r["sim_onset"])]

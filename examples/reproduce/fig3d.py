@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=7)
     fig.tight_layout()
     png = args.out / "fig3d.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig3d.csv", rows)
     return run.finish(results, [png, csv])
 

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax_n.set_ylabel("||W1||²")
     fig.tight_layout()
     png = args.out / "fig4b.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig4b.csv", rows)
     return run.finish(results, [png, csv])
 

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=7)
     fig.tight_layout()
     png = args.out / "fig4c.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig4c.csv", rows)
     results["onset earlier at higher rate (finite ones)"] = bool(
         np.all(np.diff([o for o in onsets if math.isfinite(o)]) <= 0)

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=7)
     fig.tight_layout()
     png = args.out / "fig4e.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv_path = C.write_csv(args.out / "fig4e.csv", rows)
     return run.finish(results, [png, csv_path])
 

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=6)
     fig.tight_layout()
     png = args.out / "fig4f.png"
-    fig.savefig(png)
+    C.save(fig, png)
     csv = C.write_csv(args.out / "fig4f.csv", rows)
     return run.finish(results, [png, csv])
 

@@ -105,7 +105,10 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def _save_figure(fig, path: Path) -> None:
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    """np_envs.plotting's save: readable log ticks, atomic write, figure closed."""
+    from np_envs import plotting
+
+    plotting.save(fig, path)
 
 
 def _simulate_cached(
@@ -244,12 +247,10 @@ def _plot(
     sims: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
 ) -> None:
     """Fig. 1A (eps vs step, log-log) and, with teacher noise, Fig. 3A (the (a, eps) plane)."""
-    import matplotlib
+    from np_envs import plotting
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = plt.cm.viridis(np.linspace(0.1, 0.9, len(ratios)))
+    plt = plotting.pyplot()
+    colors = [plotting.color(i) for i in range(len(ratios))]
     t = record[record >= 1]
 
     def clean(v: np.ndarray) -> np.ndarray:
@@ -260,7 +261,13 @@ def _plot(
     for color, ratio in zip(colors, ratios, strict=True):
         eps_t = traj[ratio][1][t]
         curves.append(eps_t)
-        ax.plot(t, clean(eps_t), ls="--", color=color, lw=2, label=f"{ratio:g} eta* (theory)")
+        ax.plot(t, clean(eps_t), ls="--", color=color, lw=1.5,
+                label=f"{ratio:g} eta*: two-variable map")
+        if args.init_scale == 1.0:  # the four-variable model starts from Xavier-Glorot only
+            four = theory.mean_field_four_variable(
+                args.Lx, args.Lh, args.Ly, ratio * eta_star, int(t[-1]), args.sigma_t)["eps"][t]
+            ax.plot(t, clean(np.where(four <= 100 * eps0, four, np.nan)), ls=":",
+                    color=color, lw=1.5, label=f"{ratio:g} eta*: four-variable model")
         if ratio in sims:
             st = sims[ratio][0][0]
             with np.errstate(invalid="ignore", over="ignore"):
@@ -278,9 +285,7 @@ def _plot(
     ax.set_title(f"NP, linear Lx={args.Lx} Lh={args.Lh} Ly={args.Ly}, sigma_t={args.sigma_t:g}",
                  fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
     _save_figure(fig, out / "eps.png")
-    plt.close(fig)
 
     if args.sigma_t <= 0:
         return

@@ -7,7 +7,7 @@ rules are not differences between data orders.
 Outputs in ``OUT``: ``runs/<run_id>/`` (each run's rows as they come, checkpoints, ``done``),
 ``rows.jsonl`` / ``rows.csv`` (all rows, refreshed as runs finish), ``runs.csv`` (one line per
 run), ``summary.csv`` / ``summary.json`` / ``summary.md`` (over seeds), and the PNGs of
-:func:`np_envs.experiments.plots.compare_plots`.
+:func:`np_envs.plotting.compare_plots`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from np_envs.experiments import plots
+from np_envs import plotting
 from np_envs.experiments.config import Settings, make_spec
 from np_envs.experiments.executor import execute
 from np_envs.experiments.results import (
@@ -27,11 +27,13 @@ from np_envs.experiments.results import (
 )
 from np_envs.experiments.spec import RunSpec
 from np_envs.experiments.summary import (
+    compare_columns,
     group_summary,
     markdown_table,
     print_table,
     rows_by_run,
     run_summary,
+    with_counts,
 )
 
 ROW_COLUMNS = ("label", "agent", "seed", "hidden", "lr", "chunk", "epoch", "samples", "trials",
@@ -93,10 +95,25 @@ def write_compare_outputs(
         write_csv(out / "summary.csv", shown, first=cols)
     atomic_write_json(out / "summary.json", {"metric": metric, "target": target,
                                              "time_unit": unit, "groups": shown, "runs": runs})
-    header = f"# {title}\n\nmetric: {metric}" + (f", target {target}" if target else "")
-    atomic_write_text(out / "summary.md", header + "\n\n" + markdown_table(shown, cols))
-    files = plots.compare_plots(rows, metric, out) if (draw and rows) else []
-    return {"table": shown, "columns": cols, "runs": runs, "files": files, "unit": unit}
+    display = with_counts(table)
+    display_cols = compare_columns(table, metric, unit, target)
+    context = plotting.context_from_specs(r["spec"] for r in results if r.get("spec"))
+    caption = table_caption(rows, context, metric, target)
+    header = f"# {title}\n\n{caption}"
+    atomic_write_text(out / "summary.md", header + "\n\n" + markdown_table(display, display_cols))
+    files = plotting.compare_plots(rows, metric, out, context) if (draw and rows) else []
+    return {"table": shown, "columns": cols, "runs": runs, "files": files, "unit": unit,
+            "display": display, "display_columns": display_cols, "caption": caption}
+
+
+def table_caption(rows: Sequence[dict[str, Any]], context: dict[str, Any], metric: str,
+                  target: float | None) -> str:
+    """The settings line of the plots plus what the numbers are, under the terminal table."""
+    what = ("test accuracy in %, higher is better" if metric == "accuracy"
+            else "test MSE (mean squared error per output), lower is better")
+    tgt = f"; target {target:g}" if target is not None else "; no target given"
+    return f"{plotting.settings_line(rows, context)}\nmetric: {what}{tgt}; final = last evaluation"
+
 
 
 def run_compare(
@@ -123,7 +140,7 @@ def run_compare(
                                     draw=draw)
     summary["results"] = results
     if not quiet:
-        print_table(summary["table"], summary["columns"], title)
+        print_table(summary["display"], summary["display_columns"], title, summary["caption"])
         failed = [r["run_id"] for r in results if r["status"] == "failed"]
         if failed:
             print(f"{len(failed)} run(s) failed; rerun the same command to retry: {failed}")

@@ -102,8 +102,15 @@ def _mean(values: Iterable[Any]) -> float | None:
 
 
 def _std(values: Iterable[Any]) -> float | None:
+    """Std over seeds; None for fewer than two values (a single seed has no spread)."""
     v = [float(x) for x in values if _finite(x)]
-    return float(np.std(v)) if len(v) > 1 else (0.0 if v else None)
+    return float(np.std(v)) if len(v) > 1 else None
+
+
+def _common(members: Sequence[dict[str, Any]], key: str) -> Any:
+    """The members' shared value of ``key``, None when they differ."""
+    values = {str(m.get(key)) for m in members}
+    return members[0].get(key) if len(values) == 1 else None
 
 
 def group_summary(
@@ -122,7 +129,8 @@ def group_summary(
         members = sorted(members, key=lambda r: (r.get("seed") is None, r.get("seed")))
         reached = [m["time_target"] for m in members if m.get("time_target") is not None]
         div = [m for m in members if m.get("diverged")]
-        row = dict(zip(keys, key, strict=True))
+        row = {k: _common(members, k) for k in ("hidden", "lr") if k not in keys}
+        row.update(dict(zip(keys, key, strict=True)))
         row.update({
             "agent": members[0].get("agent"),
             "seeds": len(members),
@@ -151,7 +159,123 @@ def rows_by_run(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- rendering
+#: A table column: the row key and the header a reader sees.
+Column = tuple[str, str]
+
+
+def metric_name(metric: str) -> str:
+    """The metric with its unit, as a header says it."""
+    return "test accuracy (%)" if metric == "accuracy" else "test MSE"
+
+
+def _units(unit: str) -> str:
+    return "epochs" if unit == "epoch" else "samples"
+
+
+def compare_columns(table: Sequence[dict[str, Any]], metric: str, unit: str,
+                    target: float | None) -> list[Column]:
+    """Columns of the comparison summary: rule, width, rate, seeds, the metric named with its
+    unit; the spread only when some rule has several seeds, target columns only with a target."""
+    u = _units(unit)
+    name = metric_name(metric)
+    cols: list[Column] = [("label", "rule"), ("hidden", "width"), ("lr", "learning rate"),
+                          ("seeds", "seeds"), ("final_mean", f"final {name}")]
+    if any((r.get("seeds") or 0) > 1 for r in table):
+        cols.append(("final_std", "std over seeds"))
+    cols += [("best_mean", f"best {name}"), ("time_best_mean", f"{u} to best")]
+    if target is not None:
+        cols += [("time_target_mean", f"{u} to target {target:g}"),
+                 ("reached_of", "seeds reaching target")]
+    cols += [("time_climb_mean", f"{u} to climb > {CLIMB_FACTOR:g}x start"),
+             ("diverged_of", "seeds diverged"), ("diverged_at_mean", f"diverged at ({u})")]
+    return cols
+
+
+def sweep_columns(metric: str, unit: str, target: float | None) -> list[Column]:
+    """Columns of the sweep summary (per rule and width): the rate that reaches the target
+    fastest and, always, the rate with the lowest final error."""
+    u = _units(unit)
+    name = metric_name(metric)
+    cols: list[Column] = [("label", "rule"), ("hidden", "width"), ("seeds", "seeds")]
+    if target is not None:
+        cols += [("best_lr", "fastest lr to target"),
+                 ("min_time_target", f"min {u} to target {target:g}"),
+                 ("time_best_mean", f"{u} to best (at that lr)"),
+                 ("time_climb_mean", f"{u} to climb (at that lr)")]
+    cols += [("lr_best_final", "lr with best final error"),
+             ("best_final", f"final {name} at that lr"), ("best_error", f"best {name} (any lr)"),
+             ("lrs", "rates"), ("diverged_lrs", "rates diverged")]
+    return cols
+
+
+def with_counts(table: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows plus ``reached_of`` / ``diverged_of`` as "k/n" of the seeds, for display."""
+    out = []
+    for r in table:
+        r = dict(r)
+        n = r.get("seeds")
+        if n is not None:
+            if r.get("reached") is not None:
+                r["reached_of"] = f"{r['reached']}/{n}"
+            if r.get("diverged") is not None and not isinstance(r.get("diverged"), bool):
+                r["diverged_of"] = f"{r['diverged']}/{n}"
+        out.append(r)
+    return out
+
+
+#: Learning-rate columns: always scientific, so rates of one table read alike.
+RATE_KEYS = frozenset({"lr", "best_lr", "lr_best_final"})
+
+
+def column_formatter(values: Sequence[Any], scientific: bool = False) -> Any:
+    """One number format for a whole column, chosen from its values.
+
+    Integers as integers; floats with the same number of decimals (4 significant digits at the
+    smallest magnitude) when they lie in [1e-3, 1e5), otherwise all in scientific notation.
+    Missing values print as "-".
+    """
+    nums = [float(v) for v in values if _finite(v) and not isinstance(v, bool)]
+    if nums and scientific:
+        spec = ".2e"
+    elif nums and all(float(v).is_integer() for v in nums) and max(map(abs, nums)) < 1e9:
+        spec = ".0f"
+    elif nums:
+        nonzero = [abs(v) for v in nums if v != 0]
+        lo, hi = (min(nonzero), max(nonzero)) if nonzero else (1.0, 1.0)
+        if 1e-3 <= lo and hi < 1e5:
+            spec = f".{max(0, min(6, 3 - math.floor(math.log10(lo))))}f"
+        else:
+            spec = ".3e"
+    else:
+        spec = ""
+
+    def render(v: Any) -> str:
+        if v is None or v == "":
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, (int, float)):
+            return format(float(v), spec) if math.isfinite(v) else str(v)
+        return str(v)
+
+    return render
+
+
+def _as_columns(columns: Sequence[str | Column]) -> list[Column]:
+    return [c if isinstance(c, tuple) else (c, c) for c in columns]
+
+
+def format_rows(table: Sequence[dict[str, Any]], columns: Sequence[str | Column]
+                ) -> tuple[list[str], list[list[str]]]:
+    """Headers and cell strings, each column in one number format."""
+    cols = _as_columns(columns)
+    renders = [column_formatter([r.get(k) for r in table], k in RATE_KEYS) for k, _ in cols]
+    body = [[f(r.get(k)) for (k, _), f in zip(cols, renders, strict=True)] for r in table]
+    return [h for _, h in cols], body
+
+
 def fmt(value: Any, digits: int = 4) -> str:
+    """One value alone (no column to agree with): "-" for a missing one."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -165,26 +289,30 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def markdown_table(table: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    head = "| " + " | ".join(columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in table]
-    return "\n".join([head, sep, *body]) + "\n"
+def markdown_table(table: Sequence[dict[str, Any]], columns: Sequence[str | Column]) -> str:
+    headers, body = format_rows(table, columns)
+    head = "| " + " | ".join(headers) + " |"
+    sep = "|" + "|".join("---" for _ in headers) + "|"
+    lines = ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join([head, sep, *lines]) + "\n"
 
 
-def print_table(table: Sequence[dict[str, Any]], columns: Sequence[str], title: str) -> None:
-    """A rich table on the terminal (plain text when rich is missing or output is piped)."""
+def print_table(table: Sequence[dict[str, Any]], columns: Sequence[str | Column], title: str,
+                caption: str = "") -> None:
+    """A rich table on the terminal (plain markdown when rich is missing)."""
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # pragma: no cover - rich is a dependency
         print(title)
         print(markdown_table(table, columns))
+        if caption:
+            print(caption)
         return
-    t = Table(title=title)
-    for c in columns:
-        header = c.replace("_mean", "").replace("_", " ")
-        t.add_column(header, justify="left" if c in ("label", "agent", "hidden") else "right")
-    for r in table:
-        t.add_row(*(fmt(r.get(c)) for c in columns))
-    Console(width=max(120, 14 * len(columns))).print(t)
+    headers, body = format_rows(table, columns)
+    t = Table(title=title, caption=caption or None)
+    for (key, _), header in zip(_as_columns(columns), headers, strict=True):
+        t.add_column(header, justify="left" if key in ("label", "agent", "hidden") else "right")
+    for cells in body:
+        t.add_row(*cells)
+    Console(width=max(120, 14 * len(headers))).print(t)

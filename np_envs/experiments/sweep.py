@@ -11,8 +11,11 @@ Tables (``OUT``):
   ``sweep.csv``       per rule x width: ``min_time_target``, the minimum over learning rates of
                       the mean time to the target, counting only rates at which every seed
                       reached it (``best_lr`` is that rate); at ``best_lr`` also the time of the
-                      minimum error and of the climb back; ``best_error`` over all rates
-``sweep.json`` holds all three; plots ``sweep_time_to_target.png``, ``sweep_learning_rates.png``.
+                      minimum error and of the climb back; ``best_error`` over all rates;
+                      ``lr_best_final`` the rate with the best final error (named even when
+                      no rate reaches the target) and ``best_final`` that error
+``sweep.json`` holds all three; plots (:func:`np_envs.plotting.sweep_plots`)
+``sweep_error_vs_lr.png``, ``sweep_time_to_target.png``, ``sweep_learning_rates.png``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from np_envs.experiments import plots
+from np_envs import plotting
 from np_envs.experiments.compare import all_rows, display_columns, renamed
 from np_envs.experiments.config import Settings, make_spec
 from np_envs.experiments.executor import execute
@@ -30,9 +33,11 @@ from np_envs.experiments.spec import RunSpec
 from np_envs.experiments.summary import (
     CLIMB_FACTOR,
     group_summary,
+    metric_name,
     print_table,
     rows_by_run,
     run_summary,
+    sweep_columns,
 )
 
 BEST_COLUMNS = ("label", "hidden", "best_lr", "min_time_target", "seeds", "time_best_mean",
@@ -65,6 +70,9 @@ def sweep_tables(runs: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
         choice = min(ok, key=lambda m: (m["time_target_mean"], m["lr"] or 0)) if ok else None
         errors = [m["best_mean"] for m in members if m["best_mean"] is not None]
         best_error = (min(errors) if lower_better else max(errors)) if errors else None
+        finals = [m for m in members if m["final_mean"] is not None]
+        sign = 1.0 if lower_better else -1.0
+        by_final = min(finals, key=lambda m: sign * m["final_mean"]) if finals else None
         width = int(str(hidden).split("x")[0]) if hidden else None
         best.append({
             "label": label, "hidden": hidden, "width": width,
@@ -74,6 +82,8 @@ def sweep_tables(runs: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
             "time_best_mean": choice["time_best_mean"] if choice else None,
             "time_climb_mean": choice["time_climb_mean"] if choice else None,
             "best_error": best_error,
+            "lr_best_final": by_final["lr"] if by_final else None,
+            "best_final": by_final["final_mean"] if by_final else None,
             "lrs": len(members),
             "diverged_lrs": sum(1 for m in members if m["diverged"]),
         })
@@ -98,7 +108,10 @@ def write_sweep_outputs(out: Path, results: Sequence[dict[str, Any]], metric: st
                   first=display_columns(BEST_COLUMNS, unit))
     atomic_write_json(out / "sweep.json", {"metric": metric, "target": target, "time_unit": unit,
                                            **tables, "runs": runs})
-    files = plots.sweep_plots(tables["per_lr"], tables["best"], out, unit) if draw else []
+    title = plotting.settings_line(rows, plotting.context_from_specs(
+        r["spec"] for r in results if r.get("spec")))
+    files = plotting.sweep_plots(tables["per_lr"], tables["best"], out, unit, runs=runs,
+                                 metric=metric, target=target, title=title) if draw else []
     return {**tables, "runs": runs, "unit": unit, "files": files}
 
 
@@ -120,11 +133,16 @@ def run_sweep(
     summary["results"] = results
     if not quiet:
         unit = summary["unit"]
-        cols = display_columns(BEST_COLUMNS, unit)
+        metric = str(settings.metric)
         units = "epochs" if unit == "epoch" else "samples"
-        title = (f"{settings.env_id}: minimum {units} to target {settings.target} over "
-                 "learning rates")
-        print_table(renamed(summary["best"], unit), cols, title)
+        title = (f"{settings.env_id}: minimum {units} to {metric_name(metric)} "
+                 f"{settings.target:g} over learning rates" if settings.target is not None
+                 else f"{settings.env_id}: best learning rate per rule and width")
+        budget = max((r["time_end"] for r in summary["runs"] if r.get("time_end")), default=None)
+        caption = (f"budget {plotting.fmt_number(budget)} {units}; '-' = no rate reached the target"
+                   if budget is not None and settings.target is not None else "")
+        print_table(summary["best"], sweep_columns(metric, unit, settings.target), title,
+                    caption)
         failed = [r["run_id"] for r in results if r["status"] == "failed"]
         if failed:
             print(f"{len(failed)} run(s) failed; rerun the same command to retry: {failed}")
