@@ -19,7 +19,10 @@ Why these defaults (each one is a keyword you can override):
   ``scale=5`` (targets have std <= 1.41, 1.35 at the default sizes); SARCOS per joint, the range
   of the torques in ``sarcos_inv_test.mat`` widened by 25 % (offset = its centre: an untrained
   policy answers mid-range torques); MNIST logits ``scale=10`` (softmax saturates well before).
-  Another env with finite bounds keeps them; an unbounded one needs ``action_scale=``.
+  ``NPDataset-v0`` states its own (``env.unwrapped.action_offset``/``action_scale``): the
+  training targets' range per output widened by 25 % (regression), logits ``0 +- 10``
+  (classification). Another env with finite bounds keeps them; an unbounded one needs
+  ``action_scale=``.
 - PPO: a rollout of about 512 samples over all sub-envs (``n_steps = ceil(512 / num_envs)``,
   at least 2), 4 minibatches: with 1000 sub-envs a rollout is 2 vector steps, cheap; trials need
   not end inside a rollout since nothing is bootstrapped. A2C: about 64 samples per update.

@@ -55,13 +55,28 @@ def task_id(env: Any) -> str | None:
     return getattr(spec, "id", None)
 
 
+def env_action_units(env: Any) -> tuple[Any, Any] | None:
+    """``(offset, scale)`` the env itself states (``NPDataset-v0`` derives them from its
+    training targets), or None."""
+    base = getattr(env, "unwrapped", env)
+    offset = getattr(base, "action_offset", None)
+    scale = getattr(base, "action_scale", None)
+    if (offset is None or scale is None) and isinstance(env, VecEnv):
+        try:
+            offset, scale = env.get_attr("action_offset", 0)[0], env.get_attr("action_scale", 0)[0]
+        except (AttributeError, ValueError):
+            return None
+    return None if offset is None or scale is None else (offset, scale)
+
+
 def default_action_map(env: Any, action_scale: Any = None, action_offset: Any = None) -> ActionMap:
-    """The task's default map, or a bounded env's own bounds; each part overridable."""
+    """The task's default map (its own statement, or the table above), or a bounded env's own
+    bounds; each part overridable."""
     space = single_action_space(env)
     if not isinstance(space, spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"the SB3 bridge needs a flat Box action space, got {space}")
     n = space.shape[0]
-    defaults = TASK_ACTION_DEFAULTS.get(task_id(env) or "")
+    defaults = TASK_ACTION_DEFAULTS.get(task_id(env) or "") or env_action_units(env)
     if defaults is not None:
         base = ActionMap.make(defaults[0], defaults[1], n)
     elif np.isfinite(space.low).all() and np.isfinite(space.high).all():

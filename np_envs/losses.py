@@ -4,14 +4,19 @@
 or its softmax (``readout="softmax"``, MNIST). Environments compute it in float64 with numpy;
 the supervised oracle differentiates the torch version. Keeping both here makes it impossible
 for the reward and the oracle's loss to drift apart.
+
+The environments import this module, and environments never load torch (a fresh process makes
+its first env in a fraction of a second): :func:`loss_torch` imports torch when it is called.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 Readout = Literal["linear", "softmax"]
 READOUTS: tuple[str, ...] = ("linear", "softmax")
@@ -40,5 +45,7 @@ def loss_numpy(actions: np.ndarray, targets: np.ndarray, readout: Readout) -> np
 
 def loss_torch(actions: torch.Tensor, targets: torch.Tensor, readout: Readout) -> torch.Tensor:
     """Per-sample loss, differentiable; same formula as :func:`loss_numpy`."""
+    import torch  # only the oracle needs torch; the environments must not load it
+
     out = torch.softmax(actions, dim=-1) if readout == "softmax" else actions
     return 0.5 * ((out - targets) ** 2).sum(dim=-1)

@@ -12,6 +12,7 @@ ENV_IDS: dict[str, str] = {
     "NPLinearTeacher-v0": "linear_teacher:LinearTeacher",
     "NPSarcos-v0": "sarcos:Sarcos",
     "NPMNIST-v0": "mnist:MNIST",
+    "NPDataset-v0": "dataset:Dataset",
 }
 
 

@@ -371,7 +371,12 @@ def test_cli_where_and_verify_on_shared_data(shared, capsys):
     assert str(shared) in out and "train-images-idx3-ubyte.gz" in out
     assert "sarcos_inv_test.mat" in out and "missing" in out  # training file absent here
 
-    assert main(["data", "verify"]) == 0
+    assert main(["data", "verify"]) == 1  # the training file is missing here: not a success
+    captured = capsys.readouterr()
+    assert "MISSING  sarcos/sarcos_inv.mat" in captured.out
+    assert "--allow-missing" in captured.err
+
+    assert main(["data", "verify", "--allow-missing"]) == 0
     out = capsys.readouterr().out
     assert "OK       mnist/train-images-idx3-ubyte.gz" in out
     assert "OK       sarcos/sarcos_inv_test.mat" in out
@@ -397,3 +402,99 @@ def test_cli_fetch_offline_exits_1_with_instructions(tmp_path, capsys):
     assert "sarcos_inv_test.mat" in captured.out and "offline (test)" in captured.out
     assert str(tmp_path / "user-cache" / "sarcos" / "sarcos_inv_test.mat") in captured.out
     assert "test-file" in captured.err
+
+
+def test_cli_verify_fails_on_a_missing_file_even_with_the_rest_good(tmp_path, monkeypatch, capsys):
+    from np_envs.cli.main import main
+
+    root = copy_layout(tmp_path / "data", T10K_IMAGES_REL, T10K_LABELS_REL)
+    monkeypatch.setenv("NP_ENVS_DATA", str(root))
+    assert main(["data", "verify", "--dataset", "mnist"]) == 1
+    out = capsys.readouterr().out
+    assert "OK       mnist/t10k-images-idx3-ubyte.gz" in out
+    assert "MISSING  mnist/train-images-idx3-ubyte.gz" in out and "2 missing" in out
+    assert main(["data", "verify", "--dataset", "mnist", "--allow-missing"]) == 0
+    flip_byte(root / T10K_LABELS_REL, 100)
+    capsys.readouterr()
+    assert main(["data", "verify", "--dataset", "mnist", "--allow-missing"]) == 1  # corrupt
+
+
+def test_cli_fetch_exits_0_only_when_every_file_is_good(shared, capsys):
+    from np_envs.cli.main import main
+
+    assert main(["data", "fetch", "--dataset", "mnist"]) == 0
+    assert "All 4 file(s) present and verified." in capsys.readouterr().out
+    assert main(["data", "fetch", "--dataset", "sarcos"]) == 1  # training file absent, read-only
+    captured = capsys.readouterr()
+    assert "1 file(s) could not be fetched: sarcos_inv.mat" in captured.err
+    assert "OK       sarcos/sarcos_inv_test.mat" in captured.out
+
+
+def test_cache_path_that_is_a_file_is_not_a_folder(tmp_path, monkeypatch, capsys, isolated):
+    from np_envs.cli.main import main
+
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("I am a file")
+    monkeypatch.setenv("NP_ENVS_CACHE", str(not_a_folder))
+    assert main(["data", "fetch", "--dataset", "sarcos"]) == 1
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert f"{not_a_folder} is a file, not a folder" in text
+    assert "read-only" not in text
+    assert "NP_ENVS_CACHE" in text  # says which setting to fix
+    with pytest.raises(DataMissingError) as err:
+        load_sarcos("test")
+    message = str(err.value)
+    assert "is a file, not a folder" in message and "read-only" not in message
+    assert "NP_ENVS_CACHE" in message
+    assert isolated == []  # nothing was attempted: there is nowhere to put a download
+    assert not_a_folder.read_text() == "I am a file"
+
+    monkeypatch.setenv("NP_ENVS_DATA", str(not_a_folder))
+    with pytest.raises(DataMissingError) as err:
+        load_sarcos("test")
+    message = str(err.value)
+    assert f"NP_ENVS_DATA={not_a_folder.resolve()} cannot hold the files" in message
+    assert "read-only" not in message
+
+
+def test_read_only_cache_warning_does_not_claim_a_record(synthetic_train, tmp_path, monkeypatch):
+    cache = tmp_path / "read-only-cache"
+    cache.mkdir()
+    cache.chmod(0o555)
+    monkeypatch.setenv("NP_ENVS_CACHE", str(cache))
+    try:
+        with pytest.warns(DataWarning) as caught:
+            load_sarcos("train")
+        message = str(caught[0].message)
+        assert "recorded in" not in message
+        assert "kept in memory for this process only" in message
+        assert f"{cache} is read-only" in message and "NP_ENVS_CACHE" in message
+        assert not record_file().exists()
+
+        from np_envs.data import check
+        from np_envs.data.registry import SARCOS_TRAIN
+
+        clear_cache()
+        status = check.check_file(SARCOS_TRAIN)
+        assert status.status == check.OK
+        assert "recorded in" not in status.detail and "in memory" in status.detail
+    finally:
+        cache.chmod(0o755)
+
+
+def test_leak_free_split_with_no_training_rows_left_says_why(tmp_path, monkeypatch):
+    root = copy_layout(tmp_path / "data", SARCOS_TEST_REL)
+    rng = np.random.default_rng(1)
+    test_block = rng.normal(size=(4_449, 28))
+    matrix = test_block[np.arange(44_484) % 4_449]  # every row repeats a row of the last block
+    matrix[-4_449:] = test_block
+    path = root / "sarcos" / "sarcos_inv.mat"
+    scipy.io.savemat(path, {"sarcos_inv": matrix})
+    monkeypatch.setenv("NP_ENVS_DATA", str(root))
+    with pytest.warns(DataWarning), pytest.raises(DataError) as err:
+        load_sarcos("train", scheme="leak-free")
+    message = str(err.value)
+    assert 'split_scheme="leak-free" leaves no training rows' in message
+    assert "39,935 rows of sarcos_inv.mat" in message and str(path) in message
+    assert "np-envs data verify" in message

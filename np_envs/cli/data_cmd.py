@@ -1,8 +1,10 @@
 """``np-envs data``: fetch, verify and locate the data files (MNIST, SARCOS).
 
 - ``where``: the data folder, the user cache, and each file's path and presence.
-- ``verify``: reads every file and prints OK / CORRUPT / MISSING per file, plus how much of the
-  SARCOS test file occurs in the training file; exit 1 if any file is corrupt.
+- ``verify [--allow-missing]``: reads every file and prints OK / CORRUPT / MISSING per file, plus
+  how much of the SARCOS test file occurs in the training file; exit 1 if any file is corrupt or
+  missing (``--allow-missing``: missing files are reported but do not fail, e.g. on a machine that
+  only has the SARCOS test file).
 - ``fetch [--dataset mnist|sarcos|all]``: downloads missing or corrupt files (verified before they
   replace anything); exit 1, saying what to put where, if some cannot be downloaded.
 """
@@ -18,8 +20,8 @@ from np_envs.data.locations import (
     ENV_DATA,
     data_dir,
     data_dir_is_override,
-    is_writable,
     path_for,
+    write_problem,
 )
 from np_envs.data.registry import DATASETS, DataFile
 
@@ -41,6 +43,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     fetch.add_argument("--dataset", choices=DATASET_CHOICES, default="all", help="default: all")
     verify = actions.add_parser("verify", help="check every present file (OK/CORRUPT/MISSING)")
     verify.add_argument("--dataset", choices=DATASET_CHOICES, default="all", help="default: all")
+    verify.add_argument(
+        "--allow-missing", action="store_true",
+        help="exit 0 when every present file is good, even if some are missing (default: exit 1)",
+    )
     actions.add_parser("where", help="print the data folder and each file's path and presence")
     p.set_defaults(func=run)
     return p
@@ -61,7 +67,8 @@ def _files(dataset: str) -> tuple[DataFile, ...]:
 def _folder_line() -> str:
     folder = data_dir()
     source = f"from {ENV_DATA}" if data_dir_is_override() else "user cache"
-    mode = "writable" if is_writable(folder) else "read-only"
+    problem = write_problem(folder)
+    mode = "writable" if problem is None else f"not writable: {problem}"
     return f"data folder: {folder}  ({source}, {mode})"
 
 
@@ -100,7 +107,12 @@ def _verify(args: argparse.Namespace) -> int:
     if counts[check.MISSING]:
         print("Missing files can be downloaded with `np-envs data fetch` (or copied to the paths "
               "above by hand).")
-    return 1 if counts[check.CORRUPT] else 0
+        if not args.allow_missing:
+            print(f"{counts[check.MISSING]} file(s) missing: exit 1 (pass --allow-missing to "
+                  "check only the files present).", file=sys.stderr)
+    if counts[check.CORRUPT]:
+        return 1
+    return 1 if counts[check.MISSING] and not args.allow_missing else 0
 
 
 def _overlap_line(statuses: list[check.FileStatus]) -> str:

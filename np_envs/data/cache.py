@@ -24,13 +24,14 @@ import pooch
 from . import integrity
 from .errors import DataCorruptError, DataMissingError
 from .locations import (
+    ENV_CACHE,
     ENV_DATA,
     FETCH_COMMAND,
     cache_dir,
     data_dir,
     data_dir_is_override,
-    is_writable,
     path_for,
+    write_problem,
 )
 from .registry import DataFile
 
@@ -68,8 +69,9 @@ def try_download(
     if no mirror gave a valid copy) and one line per failed attempt.
     """
     dest = path_for(file, folder)
-    if not is_writable(dest.parent):
-        return None, [f"{dest.parent} is read-only: nothing is written there"]
+    problem = write_problem(dest.parent)
+    if problem is not None:
+        return None, [f"{problem}: nothing is written there"]
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -133,11 +135,29 @@ def missing_message(
     source = f"{ENV_DATA}={folder}" if data_dir_is_override() else "the user cache"
     lines.append(f"Data folder: {folder} ({source}).")
     lines.append("What to do:")
-    if data_dir_is_override() and not is_writable(folder):
+    problem = write_problem(folder)
+    if data_dir_is_override() and problem is not None:
+        if problem.not_a_folder:
+            lines.append(
+                f"  - {ENV_DATA}={folder} cannot hold the files ({problem}): point {ENV_DATA} to a "
+                f"folder laid out as <folder>/{datasets[0]}/<file name>, or unset {ENV_DATA} and "
+                f"run `{FETCH_COMMAND} --dataset {dataset_arg}` to download them into the user "
+                f"cache {cache_dir()}."
+            )
+        else:
+            lines.append(
+                f"  - {ENV_DATA} points to a read-only folder ({problem}), which np-envs never "
+                f"writes into: copy the files there, or unset {ENV_DATA} and run `{FETCH_COMMAND} "
+                f"--dataset {dataset_arg}` to download them into the user cache {cache_dir()}."
+            )
+    elif problem is not None:
         lines.append(
-            f"  - {ENV_DATA} points to a read-only folder, which np-envs never writes into: copy "
-            f"the files there, or unset {ENV_DATA} and run `{FETCH_COMMAND} --dataset "
-            f"{dataset_arg}` to download them into the user cache {cache_dir()}."
+            f"  - the user cache cannot hold downloads ({problem}): set {ENV_CACHE} to a writable "
+            f"folder (or fix that path), then run `{FETCH_COMMAND} --dataset {dataset_arg}`."
+        )
+        lines.append(
+            f"  - or set {ENV_DATA} to a folder that holds the files, laid out as "
+            f"<folder>/{datasets[0]}/<file name>."
         )
     else:
         lines.append(

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import integrity, mnist, sarcos
 from .cache import Validator, try_download
 from .errors import DataCorruptError, DataWarning
-from .locations import ENV_DATA, data_dir, data_dir_is_override, is_writable, path_for
+from .locations import ENV_CACHE, ENV_DATA, data_dir, data_dir_is_override, path_for, write_problem
 from .registry import SARCOS_TRAIN, DataFile
 
 OK, CORRUPT, MISSING = "OK", "CORRUPT", "MISSING"
@@ -62,7 +62,7 @@ def _ok_detail(file: DataFile, path: Path, recorded_before: str | None) -> str:
     if recorded_before:
         return "format checks pass; SHA-256 matches the one recorded on first use"
     return (
-        f"format checks pass; first use, SHA-256 recorded in {integrity.record_file()}; note: not "
+        f"format checks pass; first use, SHA-256 {integrity.where_recorded(path)}; note: not "
         f"byte-identical to the GPML copy (git blob id {blob}, published {file.git_blob_sha1})"
     )
 
@@ -82,11 +82,19 @@ def fetch_file(file: DataFile, progressbar: bool = False) -> FileStatus:
     if current.status == OK:
         return FileStatus(file, current.path, OK, f"present ({current.detail})")
     folder = data_dir()
-    if data_dir_is_override() and not is_writable(current.path.parent):
+    problem = write_problem(current.path.parent)
+    if problem is not None:
+        if data_dir_is_override():
+            what = (
+                f"point {ENV_DATA} to a folder" if problem.not_a_folder
+                else f"copy {file.urls[0]} to {current.path}"
+            )
+            advice = f"{what}, or unset {ENV_DATA} to use the user cache"
+        else:
+            advice = f"set {ENV_CACHE} to a writable folder (or fix that path)"
         return FileStatus(
             file, current.path, current.status,
-            f"{ENV_DATA}={folder} is not writable, so nothing is downloaded there: copy "
-            f"{file.urls[0]} to {current.path}, or unset {ENV_DATA} to use the user cache",
+            f"nothing can be downloaded into {folder} ({problem}): {advice}",
         )
     path, failures = try_download(file, validator_for(file), folder, progressbar)
     if path is None:

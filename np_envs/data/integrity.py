@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 
 from .errors import DataCorruptError
-from .locations import ENV_DATA, FETCH_COMMAND, cache_dir, data_dir_is_override, is_writable
+from .locations import (
+    ENV_CACHE,
+    ENV_DATA,
+    FETCH_COMMAND,
+    cache_dir,
+    data_dir_is_override,
+    write_problem,
+)
 from .registry import DataFile
 
 RECORD_FILE_NAME = "recorded-sha256.json"
@@ -40,14 +47,19 @@ def record_file() -> Path:
     return cache_dir() / RECORD_FILE_NAME
 
 
-def _can_persist() -> bool:
-    """Records go to the user cache only if writable and not inside ``NP_ENVS_DATA``."""
+def persist_problem() -> str | None:
+    """Why recorded checksums cannot be saved for later processes (None when they can).
+
+    Records go to the user cache only if it can be written and does not lie inside
+    ``NP_ENVS_DATA``.
+    """
     store = record_file().parent
     if data_dir_is_override():
         data_root = Path(os.environ[ENV_DATA]).expanduser().resolve()
         if store == data_root or data_root in store.parents:
-            return False
-    return is_writable(store)
+            return f"the user cache {store} lies inside {ENV_DATA}, which np-envs never writes to"
+    problem = write_problem(store)
+    return None if problem is None else f"the user cache cannot be written: {problem}"
 
 
 def _read_records() -> dict[str, dict[str, object]]:
@@ -58,10 +70,13 @@ def _read_records() -> dict[str, dict[str, object]]:
     return records if isinstance(records, dict) else {}
 
 
-def _write_records(records: dict[str, dict[str, object]]) -> None:
-    """Write atomically (temp file + rename) so that a crash never leaves half a JSON file."""
-    if not _can_persist():
-        return
+def _write_records(records: dict[str, dict[str, object]]) -> bool:
+    """Write atomically (temp file + rename) so that a crash never leaves half a JSON file.
+
+    Returns whether the records are on disk.
+    """
+    if persist_problem() is not None:
+        return False
     store = record_file()
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +85,8 @@ def _write_records(records: dict[str, dict[str, object]]) -> None:
             json.dump(records, fh, indent=2, sort_keys=True)
         os.replace(tmp, store)
     except OSError:
-        pass  # the in-memory record still protects this process
+        return False  # the in-memory record still protects this process
+    return True
 
 
 def recorded_sha256(path: Path) -> str | None:
@@ -80,8 +96,12 @@ def recorded_sha256(path: Path) -> str | None:
     return str(entry["sha256"]) if entry and "sha256" in entry else None
 
 
-def record_sha256(path: Path, sha256: str) -> None:
-    """Remember ``sha256`` as the checksum the file at ``path`` must keep."""
+def record_sha256(path: Path, sha256: str) -> bool:
+    """Remember ``sha256`` as the checksum the file at ``path`` must keep.
+
+    Returns True if the record was saved for later processes, False if it is kept in memory
+    only (see :func:`persist_problem`).
+    """
     key = str(path.resolve())
     entry: dict[str, object] = {
         "file": path.name,
@@ -92,7 +112,23 @@ def record_sha256(path: Path, sha256: str) -> None:
     _memory_records[key] = entry
     records = _read_records()
     records[key] = entry
-    _write_records(records)
+    return _write_records(records)
+
+
+def recorded_on_disk(path: Path) -> bool:
+    """Whether a later process will find the checksum recorded for ``path``."""
+    return str(path.resolve()) in _read_records()
+
+
+def where_recorded(path: Path) -> str:
+    """Where the checksum of ``path`` is kept, in words, for messages."""
+    if recorded_on_disk(path):
+        return f"recorded in {record_file()}"
+    reason = persist_problem() or f"{record_file()} could not be written"
+    return (
+        f"kept in memory for this process only ({reason}), so a later process cannot check the "
+        f"file against it; set {ENV_CACHE} to a writable folder to keep it"
+    )
 
 
 def forget_recorded(path: Path) -> None:
@@ -127,9 +163,10 @@ def corrupt_error(
         f"What to do: delete {path} and run `{FETCH_COMMAND} --dataset {file.dataset}`, or replace "
         f"it with a good copy from {file.urls[0]}."
     )
-    if data_dir_is_override() and not is_writable(path.parent):
+    problem = write_problem(path.parent)
+    if data_dir_is_override() and problem is not None:
         lines.append(
-            f"  ({ENV_DATA} is read-only here: ask its owner to replace the file, or unset "
+            f"  ({ENV_DATA}: {problem}: ask its owner to replace the file, or unset "
             f"{ENV_DATA} to download into the user cache {cache_dir()}.)"
         )
     if advice:

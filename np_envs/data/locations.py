@@ -12,6 +12,7 @@ it also holds the checksums recorded for files without a published one.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pooch
@@ -21,6 +22,7 @@ from .registry import DataFile
 ENV_DATA = "NP_ENVS_DATA"
 ENV_CACHE = "NP_ENVS_CACHE"
 FETCH_COMMAND = "np-envs data fetch"
+NOT_A_FOLDER, READ_ONLY = "not a folder", "read-only"
 
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name, "").strip()
@@ -50,8 +52,29 @@ def path_for(file: DataFile, folder: Path | None = None) -> Path:
     return (folder or data_dir()) / file.dataset / file.name
 
 
-def is_writable(folder: Path) -> bool:
-    """Whether files may be created in ``folder`` (or in its nearest existing parent).
+@dataclass(frozen=True)
+class WriteProblem:
+    """Why nothing can be written at ``path``: ``kind`` is ``"not a folder"`` or ``"read-only"``.
+
+    The two get different advice: a file where a folder is expected means the setting is wrong;
+    a read-only folder means asking for access or choosing another folder.
+    """
+
+    kind: str
+    path: Path
+
+    @property
+    def not_a_folder(self) -> bool:
+        return self.kind == NOT_A_FOLDER
+
+    def __str__(self) -> str:
+        if self.not_a_folder:
+            return f"{self.path} is a file, not a folder"
+        return f"{self.path} is read-only"
+
+
+def write_problem(folder: Path) -> WriteProblem | None:
+    """Why files cannot be created in ``folder`` (or its nearest existing parent); None if they can.
 
     A folder whose mode grants nobody write access counts as read-only even for root, who could
     write anyway: such a folder (shared data) is meant to stay untouched.
@@ -60,5 +83,12 @@ def is_writable(folder: Path) -> bool:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        return False
-    return bool(probe.stat().st_mode & 0o222) and os.access(probe, os.W_OK | os.X_OK)
+        return WriteProblem(NOT_A_FOLDER, probe)
+    if not (probe.stat().st_mode & 0o222) or not os.access(probe, os.W_OK | os.X_OK):
+        return WriteProblem(READ_ONLY, probe)
+    return None
+
+
+def is_writable(folder: Path) -> bool:
+    """Whether files may be created in ``folder`` (see :func:`write_problem` for why not)."""
+    return write_problem(folder) is None

@@ -43,9 +43,9 @@ import scipy.io
 
 from . import integrity
 from .cache import require
-from .errors import DataWarning
+from .errors import DataError, DataWarning
 from .integrity import corrupt_error
-from .locations import data_dir
+from .locations import data_dir, path_for
 from .registry import SARCOS_TEST, SARCOS_TRAIN, DataFile
 
 SARCOS_SCHEMES: tuple[str, ...] = ("gpml", "leak-free", "test-file")
@@ -135,14 +135,14 @@ def _check_unpublished(file: DataFile, path: Path, data: bytes, sha256: str, rec
             ),
         )
     if recorded is None and record:
+        integrity.record_sha256(path, sha256)
         warnings.warn(
             f"{path} passed the format checks but is not byte-identical to the GPML copy "
             f"(git blob id {blob}, published {file.git_blob_sha1}); it is used, and its SHA-256 "
-            f"{sha256} is recorded in {integrity.record_file()} so later changes are caught.",
+            f"{sha256} is {integrity.where_recorded(path)}, so that later changes are caught.",
             DataWarning,
             stacklevel=4,
         )
-        integrity.record_sha256(path, sha256)
 
 
 def validate(file: DataFile, path: Path) -> None:
@@ -207,11 +207,24 @@ def block_split(matrix: np.ndarray, n_test: int, n_guard: int) -> BlockSplit:
 def scheme_split(scheme: str) -> BlockSplit | None:
     """The block split of a derived scheme (None for ``"gpml"``, which uses whole files)."""
     _check_scheme(scheme)
-    if scheme == "leak-free":
-        return block_split(_matrix(SARCOS_TRAIN), LEAKFREE_TEST_ROWS, LEAKFREE_GUARD_ROWS)
-    if scheme == "test-file":
-        return block_split(_matrix(SARCOS_TEST), TEST_FILE_TEST_ROWS, TEST_FILE_GUARD_ROWS)
-    return None
+    if scheme == "gpml":
+        return None
+    file, n_test, n_guard = (
+        (SARCOS_TRAIN, LEAKFREE_TEST_ROWS, LEAKFREE_GUARD_ROWS) if scheme == "leak-free"
+        else (SARCOS_TEST, TEST_FILE_TEST_ROWS, TEST_FILE_GUARD_ROWS)
+    )
+    parts = block_split(_matrix(file), n_test, n_guard)
+    if len(parts.train) == 0:
+        head = len(parts.dropped)
+        raise DataError(
+            f'split_scheme="{scheme}" leaves no training rows: each of the {head:,} rows of '
+            f"{file.name} before the guard block equals (all {N_INPUTS + N_OUTPUTS} values, bit "
+            f"for bit) one of its last {n_test:,} rows, the held-out test block, and rows equal "
+            "to a test row are dropped so that no test row is trained on. The real SARCOS "
+            f"trajectory has no such repeats: check the file at {path_for(file)} (`np-envs data "
+            f"verify --dataset sarcos`) and replace it with a good copy from {file.urls[0]}."
+        )
+    return parts
 
 
 def _check_scheme(scheme: str) -> None:

@@ -170,7 +170,7 @@ class RewardOnlyEnv(gym.Env):
         self._trial_over = terminated
         single_info = {key: value[0].item() for key, value in info.items() if key != "target"}
         if "target" in info:
-            single_info["target"] = info["target"][0]
+            single_info["target"] = info["target"][0].copy()  # a fresh object every step
         return self._trial.obs[0].copy(), float(rewards[0]), terminated, False, single_info
 
 
@@ -179,9 +179,23 @@ class RewardOnlyVectorEnv(VectorEnv):
 
     Sub-environment ``i`` of batch ``j`` holds stream element ``j * num_envs + i``. All
     sub-environments start and end their trials together, so the step that ends a trial returns
-    the next batch's observations (and the finished ones in ``info["final_obs"]``). Within a
-    trial every step returns the same observation array (the input has not changed; copying
-    3 MB per MNIST step would cost ~5 % of an NP update): treat observations as read-only.
+    the next batch's observations. Within a trial every step returns the same observation array
+    (the input has not changed; copying 3 MB per MNIST step would cost ~5 % of an NP update):
+    treat observations as read-only.
+
+    On the step that ends a trial, ``info`` follows Gymnasium's SAME_STEP convention (as
+    ``SyncVectorEnv(..., autoreset_mode=SAME_STEP)`` fills it), so Gymnasium's vector wrappers
+    (``RecordEpisodeStatistics``, ``NormalizeReward``, ``DictInfoToList``, ...) work unchanged:
+
+    - ``final_obs``: the finished trial's observations, ``final_obs[i]`` for sub-env ``i``; one
+      ``(num_envs, obs_dim)`` array rather than Gymnasium's object array of rows (same indexing,
+      no per-row objects on the hot path); ``_final_obs``: all True (every trial ends together).
+    - ``final_info``: the finished step's info (``epoch``, ``mse``, ``correct``, ``target``),
+      each key with its ``_key`` mask; ``_final_info``: all True.
+
+    The finished step's keys also stay at the top level of ``info`` (where the experiment tools
+    and ``np_envs.evaluate`` read them, whatever the step), so ``info["epoch"]`` is the epoch of
+    the samples just scored, not of the next batch (``reset``'s info holds that).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -241,6 +255,12 @@ class RewardOnlyVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         if not trial_over:  # same input, same array: a trial's observation is read-only
             return self._trial.obs, rewards, truncated, truncated.copy(), info
+        final_info: dict[str, Any] = {}
+        for key, value in info.items():
+            final_info[key] = value
+            final_info[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
         info["final_obs"] = self._trial.obs
         info["_final_obs"] = np.ones(self.num_envs, dtype=bool)
+        info["final_info"] = final_info
+        info["_final_info"] = np.ones(self.num_envs, dtype=bool)
         return self._trial.start(), rewards, ~truncated, truncated, info
