@@ -534,6 +534,16 @@ class RewardAgent:
         self.logger.dump(step=self.num_timesteps)
 
     # ------------------------------------------------------------------ save / load
+    def extra_state(self) -> dict[str, Any]:
+        """A rule's own state beyond weights and noise generators (a momentum buffer, a reward
+        baseline): tensors, numbers, strings, lists and dicts of them. Saved with the agent and
+        handed back to :meth:`load_extra_state` by ``load`` -- so it also survives the experiment
+        runner, which reloads every agent from its checkpoint after each chunk."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned (called by ``load``)."""
+
     def noise_generator_states(self) -> list[torch.Tensor]:
         """The training noise generators' states to save (rules drawing ahead override it)."""
         return [gen.get_state() for gen in self.noise_generators]
@@ -563,6 +573,7 @@ class RewardAgent:
                 "network": {k: v.cpu() for k, v in self.network.state_dict().items()},
                 "noise_generators": self.noise_generator_states(),
                 "predict_generator": self.predict_generator.get_state(),
+                "extra": self.extra_state(),
             },
             tensors,
         )
@@ -596,6 +607,7 @@ class RewardAgent:
             pass
         agent.num_timesteps = int(meta["num_timesteps"])
         agent._n_updates = int(meta["n_updates"])
+        agent.load_extra_state(state.get("extra") or {})
         # as SB3: a loaded agent continues the env where it stands (its next learn() calls a
         # plain reset()); it never rewinds the env's stream with its seed
         agent._pending_env_seed = None

@@ -606,6 +606,7 @@ class PopulationAgent(RewardAgent):
                     x = self.to_groups(self._last_obs)
                     actions = self.to_numpy(self.pop_clean(x))
                     new_obs, clean_rewards, terminated, truncated, info = env.step(actions)
+                    clean_info = info
                     finite = info.get("finite")
                     if self.uses_targets:
                         targets = info.get("target")
@@ -642,6 +643,7 @@ class PopulationAgent(RewardAgent):
                     else:
                         cb_locals.update(actions=actions, new_obs=new_obs,
                                          rewards=clean_rewards, dones=dones, infos=info)
+                    cb_locals["clean_infos"] = clean_info  # the scores of the clean answers
                     callback.update_locals(cb_locals)
                     for _ in range(k):
                         self.num_timesteps += batch
@@ -750,13 +752,6 @@ class PopulationAgent(RewardAgent):
                                  f"{tuple(mine[name].shape)}")
             mine[name].copy_(value)
 
-    def extra_state(self) -> dict[str, Any]:
-        """A rule's own state beyond weights and generators (JSON-able); saved with the agent."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`extra_state` returned."""
-
     def save(self, path: str | pathlib.Path) -> None:
         """A zip: ``agent.json`` (rule name, settings, counters, members' status) and
         ``tensors.pt`` (plain tensors only, loaded with ``weights_only=True``)."""
@@ -776,13 +771,13 @@ class PopulationAgent(RewardAgent):
             "hyperparameters": self._hyperparameters,
             "active": [bool(a) for a in self.active],
             "diverged_at": self.diverged_at,
-            "extra_state": self.extra_state(),
         }
         tensors: dict[str, Any] = {
             "network": {k: v.cpu() for k, v in self._stacked_state().items()},
             "noise_generators": [s.cpu() for s in self.noise_generator_states()],
             "predict_generators": [g.get_state().cpu() for g in self.predict_generators],
             "frozen": {str(p): [t.cpu() for t in v] for p, v in self._frozen.items()},
+            "extra": self.extra_state(),
         }
         buffer = io.BytesIO()
         torch.save(tensors, buffer)
@@ -824,7 +819,7 @@ class PopulationAgent(RewardAgent):
             agent.diverged_at = list(meta["diverged_at"])
             agent._frozen = {int(p): [t.to(agent.device) for t in v]
                              for p, v in state.get("frozen", {}).items()}
-        agent.load_extra_state(meta.get("extra_state") or {})
+        agent.load_extra_state(state.get("extra") or {})
         agent._pending_env_seed = None
         return agent
 

@@ -1,5 +1,5 @@
-"""Sweeps lose nothing: SIGKILL midway and rerun gives the uninterrupted table; divergence is
-recorded while the others finish; Ray gives the local backend's table."""
+"""Sweeps lose nothing: SIGKILL of a population sweep midway and rerun gives the uninterrupted
+table; divergence is recorded while the others finish; Ray gives the local backend's table."""
 
 from __future__ import annotations
 
@@ -42,12 +42,18 @@ def _runs(out: Path) -> list[RunFolder]:
     return [RunFolder(p) for p in sorted((out / "runs").glob("*")) if p.is_dir()]
 
 
-def _chunk_of(folder: RunFolder) -> int:
-    state = folder.checkpoint_dir / "state.json"
+def _chunk_of(folder: Path) -> int:
+    """The committed chunk of a population job's folder (or a single run's), -1 if none."""
+    state = folder / "checkpoint" / "state.json"
     try:
         return json.loads(state.read_text())["chunk"]
     except (OSError, ValueError):
         return -1
+
+
+def _jobs(out: Path) -> list[Path]:
+    root = out / "populations"
+    return sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
 
 
 def _children(pid: int) -> list[int]:
@@ -78,16 +84,13 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     deadline = time.monotonic() + 90
     workers: set[int] = set()
     try:
-        while True:  # kill once a run is finished and another is midway
+        while True:  # kill once a population job is midway
             assert proc.poll() is None, "the sweep finished before it could be killed"
-            assert time.monotonic() < deadline, "no run got midway"
+            assert time.monotonic() < deadline, "no job got midway"
             workers.update(_children(proc.pid))
-            folders = _runs(out) if (out / "runs").is_dir() else []
-            # midway: a chunk done and half the run still to go, so that it cannot finish
-            # between this check and the kill
-            if any(f.is_done for f in folders) and any(
-                not f.is_done and 1 <= _chunk_of(f) <= MIDWAY_MAX_CHUNK for f in folders
-            ):
+            # midway: a chunk committed and half the job still to go, so that it cannot
+            # finish between this check and the kill
+            if any(1 <= _chunk_of(job) <= MIDWAY_MAX_CHUNK for job in _jobs(out)):
                 break
             time.sleep(0.02)
         workers.update(_children(proc.pid))
@@ -103,8 +106,8 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
 
     before = {f.path.name: (f.done_file.stat().st_mtime_ns, len(f.attempts()))
               for f in _runs(out) if f.is_done}
-    midway = {f.path.name for f in _runs(out) if not f.is_done and _chunk_of(f) >= 1}
-    assert before and midway
+    midway = {f.path.name for f in _runs(out) if not f.is_done and len(f.rows()) >= 2}
+    assert midway
 
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -112,8 +115,9 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     for name, (mtime, attempts) in before.items():  # finished runs are never recomputed
         assert after[name].done_file.stat().st_mtime_ns == mtime
         assert len(after[name].attempts()) == attempts
-    for name in midway:  # unfinished ones resumed from their checkpoint
+    for name in midway:  # unfinished ones resumed from their job's checkpoint
         assert any(a["resumed"] and a["start_chunk"] > 1 for a in after[name].attempts())
+    assert "population job" in rerun.stderr
     assert all(f.is_done for f in after.values()) and len(after) == 4
     assert _tables(out) == _tables(ref)
 

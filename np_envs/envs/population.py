@@ -148,6 +148,11 @@ class PopulationEnv:
     def unwrapped(self) -> PopulationEnv:
         return self
 
+    @property
+    def current_obs(self) -> np.ndarray | None:
+        """The current trial's inputs (G, B, obs_dim), e.g. after :meth:`load_state_dict`."""
+        return self._obs
+
     # ------------------------------------------------------------------ trials
 
     def _start(self) -> np.ndarray:

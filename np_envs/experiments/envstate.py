@@ -78,8 +78,9 @@ class ExperimentEnv(VectorWrapper):
     # ------------------------------------------------------------------ stream position
     def start_stream(self, seed: int) -> None:
         """Seed the data order: every agent given ``seed`` sees the same batches."""
-        self.env.reset(seed=int(seed))  # sets the env up (spaces, trial logic)
-        self.stream.restart(np.random.default_rng([int(seed), 0x5EED]))
+        self.env.reset(seed=int(seed))  # the env's own seeding: as any agent resetting it
+        rng, _ = gym.utils.seeding.np_random(int(seed))
+        self.stream.restart(rng)
         self._trial_start = stream_state(self.stream)
         self._seeded = True
         self._steps_in_trial = 0

@@ -28,6 +28,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from np_envs.experiments.population_job import (
+    Job,
+    PopulationRunner,
+    plan_jobs,
+    run_population_job,
+)
 from np_envs.experiments.results import RunFolder
 from np_envs.experiments.runner import STATUS_BUSY, STATUS_FAILED, Runner, run_job
 from np_envs.experiments.spec import BACKENDS, RunSpec
@@ -96,21 +102,31 @@ def execute(
     specs: Sequence[RunSpec], root: str | os.PathLike, backend: str = "local", jobs: int = 1,
     address: str | None = None, progress: bool = True, on_result: OnResult | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every spec not yet finished under ``root``; return all results in spec order."""
+    """Run every spec not yet finished under ``root``; return all results in spec order.
+
+    Specs that can train together are grouped into population jobs (see
+    :mod:`np_envs.experiments.population_job`); the plan is printed before any work starts.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
-    todo: list[RunSpec] = []
-    for spec in specs:
-        done = finished_result(spec, root)
-        if done is None:
-            todo.append(spec)
+    plan = plan_jobs(specs, workers=max(1, jobs))
+    todo: list[Job] = []
+    for job in plan:
+        done = [finished_result(spec, root) for spec in job.specs]
+        if all(d is not None for d in done):
+            for result in done:
+                results[result["run_id"]] = result  # type: ignore[index]
+                if on_result:
+                    on_result(result)  # type: ignore[arg-type]
         else:
-            results[spec.run_id] = done
-            if on_result:
-                on_result(done)
+            todo.append(job)
+    LAST_PLAN.clear()
+    LAST_PLAN.update(plan_summary(plan, todo))
+    if progress or todo:
+        print(describe_plan(plan, todo), file=sys.stderr, flush=True)
     if todo:
         if backend == "ray":
             run = _run_ray
@@ -118,11 +134,55 @@ def execute(
             run = _run_inline
         else:
             run = _run_pool
-        for result in run(todo, root, jobs, address, progress, len(specs) - len(todo)):
-            results[result["run_id"]] = result
-            if on_result:
-                on_result(result)
+        skipped = len(plan) - len(todo)
+        for job_results in run(todo, root, jobs, address, progress, skipped):
+            for result in job_results:
+                results[result["run_id"]] = result
+                if on_result:
+                    on_result(result)
     return [results[s.run_id] for s in specs if s.run_id in results]
+
+
+#: what the last :func:`execute` planned (counts), for the commands' closing lines and tests
+LAST_PLAN: dict[str, int] = {}
+
+
+def plan_summary(plan: Sequence[Job], todo: Sequence[Job]) -> dict[str, int]:
+    populations = [j for j in plan if j.population]
+    return {
+        "runs": sum(len(j.specs) for j in plan),
+        "population_jobs": len(populations),
+        "population_members": sum(len(j.specs) for j in populations),
+        "single_jobs": len(plan) - len(populations),
+        "jobs_to_run": len(todo),
+        "population_jobs_to_run": sum(1 for j in todo if j.population),
+    }
+
+
+def describe_plan(plan: Sequence[Job], todo: Sequence[Job]) -> str:
+    """One line: how the runs were grouped, and how many jobs still have work."""
+    s = plan_summary(plan, todo)
+    parts = []
+    if s["population_jobs"]:
+        parts.append(f"{s['population_jobs']} population job"
+                     f"{'s' if s['population_jobs'] != 1 else ''} "
+                     f"({s['population_members']} runs)")
+    if s["single_jobs"]:
+        parts.append(f"{s['single_jobs']} single-run job{'s' if s['single_jobs'] != 1 else ''}")
+    line = f"{s['runs']} runs as " + " + ".join(parts)
+    if s["jobs_to_run"] < len(plan):
+        line += f"; {len(plan) - s['jobs_to_run']} job(s) already finished"
+    return line
+
+
+def _job_call(job: Job) -> tuple[Callable[..., Any], Any]:
+    if job.population:
+        return run_population_job, [s.to_dict() for s in job.specs]
+    return run_job, job.specs[0].to_dict()
+
+
+def _as_list(result: Any) -> list[dict[str, Any]]:
+    return result if isinstance(result, list) else [result]
 
 
 def _report_failure(result: dict[str, Any]) -> None:
@@ -135,11 +195,10 @@ def _report_failure(result: dict[str, Any]) -> None:
 
 
 def _run_inline(todo, root, jobs, address, progress, skipped):
-    outer = _progress_bar(len(todo) + skipped, "runs", progress)
-    outer.update(skipped)
+    outer = _progress_bar(sum(len(j.specs) for j in todo), "runs", progress)
     try:
-        for spec in todo:
-            inner = _progress_bar(0, spec.run_id[:40], progress)
+        for job in todo:
+            inner = _progress_bar(0, job.job_id[:40], progress)
 
             def tick(chunk: int, total: int, bar: Any = inner) -> None:
                 bar.total = total
@@ -147,12 +206,16 @@ def _run_inline(todo, root, jobs, address, progress, skipped):
                 bar.refresh()
 
             try:
-                result = Runner(spec, root, progress=tick).run()
+                if job.population:
+                    results = PopulationRunner(job.specs, root, progress=tick).run()
+                else:
+                    results = [Runner(job.specs[0], root, progress=tick).run()]
             finally:
                 inner.close()
-            _report_failure(result)
-            outer.update(1)
-            yield result
+            for result in results:
+                _report_failure(result)
+            outer.update(len(results))
+            yield results
     finally:
         outer.close()
 
@@ -161,20 +224,23 @@ def _run_pool(todo, root, jobs, address, progress, skipped):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    bar = _progress_bar(len(todo) + skipped, "runs", progress)
-    bar.update(skipped)
+    bar = _progress_bar(sum(len(j.specs) for j in todo), "runs", progress)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
         initargs=(os.getpid(), list(sys.path)),
     ) as pool:
-        futures = {pool.submit(run_job, s.to_dict(), str(root)): s for s in todo}
+        futures = {}
+        for job in todo:
+            fn, arg = _job_call(job)
+            futures[pool.submit(fn, arg, str(root))] = job
         try:
             for fut in as_completed(futures):
-                result = fut.result()
-                _report_failure(result)
-                bar.update(1)
-                yield result
+                results = _as_list(fut.result())
+                for result in results:
+                    _report_failure(result)
+                bar.update(len(results))
+                yield results
         finally:
             bar.close()
 
@@ -212,17 +278,20 @@ def _run_ray(todo, root, jobs, address, progress, skipped):
             ray.init(num_cpus=max(1, jobs), include_dashboard=False,
                      runtime_env=_ray_runtime_env(), log_to_driver=False)
         started = True
-    bar = _progress_bar(len(todo) + skipped, "runs (ray)", progress)
-    bar.update(skipped)
+    bar = _progress_bar(sum(len(j.specs) for j in todo), "runs (ray)", progress)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
-        pending = [remote.remote(s.to_dict(), str(Path(root).resolve())) for s in todo]
+        pending = []
+        for job in todo:
+            fn, arg = _job_call(job)
+            remote = ray.remote(num_cpus=1, max_retries=0)(fn)
+            pending.append(remote.remote(arg, str(Path(root).resolve())))
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            result = ray.get(ready[0])
-            _report_failure(result)
-            bar.update(1)
-            yield result
+            results = _as_list(ray.get(ready[0]))
+            for result in results:
+                _report_failure(result)
+            bar.update(len(results))
+            yield results
     finally:
         bar.close()
         if started:

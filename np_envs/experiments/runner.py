@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import pickle
 import random
 import time
 import traceback
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from np_envs.experiments import diagnostics as diag
+from np_envs.experiments.datastate import read_data_state, write_data_state
 from np_envs.experiments.defaults import LINEAR
 from np_envs.experiments.results import (
     RunFolder,
@@ -207,17 +207,16 @@ class Runner:
         """Agent file first, then the env state, then state.json (the commit point)."""
         ckdir = self.folder.checkpoint_dir
         agent_file = ckdir / f"agent-{chunk:06d}.zip"
-        env_file = ckdir / f"env-{chunk:06d}.pkl"
+        env_base = ckdir / f"env-{chunk:06d}"
         atomic_save_with(agent_file, agent.save)
-        atomic_write_bytes(env_file, pickle.dumps(env.checkpoint_state()))
+        env_files = write_data_state(env_base, env.checkpoint_state())
         atomic_write_json(ckdir / "state.json", {
-            "chunk": chunk, "agent_file": agent_file.name, "env_file": env_file.name,
+            "chunk": chunk, "agent_file": agent_file.name, "env_file": env_base.name,
             "num_timesteps": int(agent.num_timesteps), **extra,
         })
-        for old in ckdir.iterdir():  # keep only the committed pair
-            if old.name.startswith(("agent-", "env-")) and old.name not in (
-                agent_file.name, env_file.name
-            ):
+        keep = {agent_file.name, *(f.name for f in env_files)}
+        for old in ckdir.iterdir():  # keep only the committed files
+            if old.name.startswith(("agent-", "env-")) and old.name not in keep:
                 with contextlib.suppress(OSError):
                     old.unlink()
         return agent_file
@@ -268,8 +267,7 @@ class Runner:
             if trace.is_file():
                 rewrite_jsonl(trace, [r for r in read_jsonl(trace) if r["chunk"] <= chunk])
             measure.initial = rows[0]
-            with open(folder.checkpoint_dir / state["env_file"], "rb") as fh:
-                env.restore_state(pickle.load(fh))
+            env.restore_state(read_data_state(folder.checkpoint_dir / state["env_file"]))
             agent_cls = self._agent_class()
             agent = self._load_agent(
                 agent_cls, folder.checkpoint_dir / state["agent_file"], env, chunk + 1
