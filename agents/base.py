@@ -60,6 +60,7 @@ from stable_baselines3.common.callbacks import (
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 from agents.network import MLP, dtype_name, resolve_dtype
+from agents.schedules import resolve_device
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 SAVE_FORMAT = 1
@@ -152,7 +153,7 @@ class RewardAgent:
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.learning_rate = float(learning_rate)
         self.reduction = str(reduction)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         self.seed = int(seed)
         self.verbose = int(verbose)
@@ -304,6 +305,14 @@ class RewardAgent:
     def _make_logger(self, tb_log_name: str, reset_num_timesteps: bool) -> Logger:
         if self.tensorboard_log is not None:
             from stable_baselines3.common.utils import configure_logger
+
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                raise ImportError(
+                    f"tensorboard_log={self.tensorboard_log!r} needs the tensorboard package: "
+                    "pip install 'np-envs[tensorboard]' (or pass tensorboard_log=None)"
+                ) from None
 
             return configure_logger(
                 self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import pathlib
 import secrets
 import time
@@ -52,6 +51,7 @@ from torch import nn
 
 from agents.base import SAVE_FORMAT, SINGLE_THREAD_WORK, RewardAgent, _env_attr, as_vector_env
 from agents.network import MLP, activate, activate_, dtype_name, resolve_dtype
+from agents.schedules import parse_rate, resolve_device
 
 
 def derived_seed(seed: int, stream: int) -> int:
@@ -158,16 +158,17 @@ class PopulationAgent(RewardAgent):
         self.num_members = size
         seeds = [secrets.randbits(31) if s is None else int(s)
                  for s in _as_list(seed, size, "seed")]
-        rates = [float(r) for r in _as_list(learning_rate, size, "learning_rate")]
-        for r in rates:
-            if not (math.isfinite(r) and r >= 0):
-                raise ValueError(f"learning_rate must be finite and >= 0, got {r}")
+        parsed = [parse_rate(r) for r in _as_list(learning_rate, size, "learning_rate")]
+        rates = [start for start, _ in parsed]
+        self._schedules = [schedule for _, schedule in parsed]
+        recorded = [r if isinstance(r, str) else start for r, (start, _) in
+                    zip(_as_list(learning_rate, size, "learning_rate"), parsed, strict=True)]
         self.layout = GroupLayout.from_seeds(seeds)
         obs_dim, act_dim, reduction = self._attach_env(env, obs_dim, act_dim, reduction)
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.reduction = reduction
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         self.verbose = int(verbose)
         self.tensorboard_log = tensorboard_log
@@ -180,7 +181,7 @@ class PopulationAgent(RewardAgent):
             "bias": bool(bias),
             "dtype": dtype_name(self.dtype),
             "device": str(device),
-            "learning_rate": rates[0] if size == 1 else rates,
+            "learning_rate": recorded[0] if size == 1 else recorded,
             "reduction": self.reduction,
             "init_scales": None if init_scales is None else [float(s) for s in init_scales],
             "seed": seeds[0] if size == 1 else seeds,
@@ -593,6 +594,7 @@ class PopulationAgent(RewardAgent):
         self.start_learning()
         perturbed = np.empty((n_pert, self.num_members, batch), dtype=np.float64)
         single = isinstance(env, _SingleGroupEnv)
+        scheduled = any(s is not None for s in self._schedules)
         cb_locals: dict[str, Any] = {"total_timesteps": total_timesteps, "self": self}
         callback.on_training_start(locals(), globals())
         continue_training = True
@@ -603,6 +605,8 @@ class PopulationAgent(RewardAgent):
         try:
             with torch.no_grad():
                 while continue_training and self.num_timesteps < total_timesteps:
+                    if scheduled:
+                        self._update_rates(total_timesteps)
                     x = self.to_groups(self._last_obs)
                     actions = self.to_numpy(self.pop_clean(x))
                     new_obs, clean_rewards, terminated, truncated, info = env.step(actions)
@@ -658,6 +662,15 @@ class PopulationAgent(RewardAgent):
                 torch.set_num_threads(threads_before)
         callback.on_training_end()
         return self
+
+    def _update_rates(self, total_timesteps: int) -> None:
+        """Scheduled learning rates at SB3's ``progress_remaining`` = 1 - steps / total."""
+        self._current_progress_remaining = 1.0 - self.num_timesteps / max(total_timesteps, 1)
+        for p, schedule in enumerate(self._schedules):
+            if schedule is not None:
+                self.learning_rates[p] = float(schedule(self._current_progress_remaining))
+        if self._n_updates % 100 == 0:
+            self.logger.record("train/learning_rate", float(np.mean(self.learning_rates)))
 
     def _setup_learn(self, total_timesteps, callback, reset_num_timesteps, tb_log_name,
                      progress_bar):
