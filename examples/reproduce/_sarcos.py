@@ -1,17 +1,19 @@
-"""SARCOS training curves for the nonlinear panels (Figs. 4B, 4C): test error and ||W1||^2.
+"""SARCOS training curves for the nonlinear panels (Figs. 4B, 4C, 4F): test error and ||W1||^2.
 
-Uses only the public API: ``gym.make_vec("NPSarcos-v0")``, ``agents.make_agent`` and
-``np_envs.evaluate``. On this machine only the 4,449-row test file exists, so the default split
-scheme is ``"test-file"`` (contiguous blocks of that file for train and test); an epoch there is
-~3,600 samples (36 batches of 100), twelve times fewer updates than an epoch of the paper's
-44,484-row training file, which is why curves are also reported in updates.
+A panel is a configuration of the product's runner (``np_envs.experiments.executor.execute``):
+its grid points become run specs, the runner groups those that share rule and width into
+population jobs, trains them, writes every run's rows into ``<out>/runs`` as it goes (so a
+killed panel resumes where it stopped) and this module turns the rows into curves. On this
+machine only the 4,449-row test file exists, so the default split scheme is ``"test-file"``
+(contiguous blocks of that file for train and test); an epoch there is ~3,550 samples (35.5
+batches of 100), twelve times fewer updates than an epoch of the paper's 44,484-row training
+file, which is why curves are also reported in updates.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,90 +29,65 @@ BATCH = 100
 SIGMA = 1e-4
 #: A test MSE beyond this has diverged (the initial error is a few hundred).
 DIVERGED_MSE = 1e6
+#: the runner's divergence bound, relative to a run's initial test error (~400): ~DIVERGED_MSE
+DIVERGENCE_FACTOR = 2500.0
 
 
-def train_curve(
-    rule: str,
-    width: int,
-    learning_rate: float,
-    seed: int,
-    epochs: int,
-    eval_every: int,
-    split_scheme: str = "test-file",
-    agent_kwargs: dict[str, Any] | None = None,
-) -> dict:
-    """Train one agent on SARCOS; test MSE and ||W1||_F^2 every ``eval_every`` epochs.
+def curve_spec(rule: str, width: int, learning_rate: float, seed: int, epochs: int,
+               eval_every: int, split_scheme: str = "test-file",
+               agent_kwargs: dict[str, Any] | None = None) -> Any:
+    """The run spec of one curve: the runner's configuration of a panel's grid point."""
+    from np_envs.experiments import defaults as dflt
+    from np_envs.experiments.spec import RunSpec
 
-    Returns ``{"epoch", "updates", "mse", "w1_sq", "diverged", ...settings}``; after a
-    divergence the remaining records are inf.
-    """
-    import gymnasium as gym
-    import torch
-
-    import np_envs
-    from agents import make_agent
-    from np_envs.data import load_sarcos
-
-    torch.set_num_threads(1)
-    kw = dict(agent_kwargs or {})
+    kw: dict[str, Any] = {"hidden_sizes": [int(width)], "learning_rate": float(learning_rate),
+                          **(agent_kwargs or {})}
     if rule != "sgd":
         kw.setdefault("sigma", SIGMA)
-    env = gym.make_vec(
-        "NPSarcos-v0", num_envs=BATCH, split_scheme=split_scheme, reveal_target=rule == "sgd"
+    return RunSpec(
+        env_id="NPSarcos-v0", agent=rule, seed=int(seed), budget=float(epochs),
+        eval_every=float(eval_every), unit="epochs", num_envs=BATCH,
+        env_kwargs={"split_scheme": split_scheme, "evals_per_input": dflt.evals_per_input(rule)},
+        agent_kwargs=kw, metric="mse", divergence_factor=DIVERGENCE_FACTOR,
     )
-    test_env = gym.make_vec("NPSarcos-v0", num_envs=BATCH, split="test", split_scheme=split_scheme)
-    agent = make_agent(
-        rule, env, hidden_sizes=(width,), learning_rate=learning_rate, seed=seed, **kw
-    )
-    n_train = int(load_sarcos("train", split_scheme)[0].shape[0])
-    batches_per_epoch = math.ceil(n_train / BATCH)
-    steps_per_epoch = int(agent.evals_per_input) * BATCH * batches_per_epoch
-    first = next(m for m in agent.network.modules() if isinstance(m, torch.nn.Linear))
-
-    def record() -> tuple[float, float]:
-        mse = float(np_envs.evaluate(agent, test_env, split="test")["mse"])
-        return mse, float(torch.sum(first.weight.detach().double() ** 2))
-
-    epochs_at, mses, norms = [0], *([v] for v in record())
-    diverged = False
-    for e in range(eval_every, epochs + 1, eval_every):
-        try:
-            agent.learn(steps_per_epoch * eval_every, reset_num_timesteps=False)
-            mse, w1 = record()
-        except (ValueError, RuntimeError, FloatingPointError):  # NaN actions are refused
-            mse, w1 = math.inf, math.inf
-        epochs_at.append(e)
-        mses.append(mse)
-        norms.append(w1)
-        if not mse <= DIVERGED_MSE:
-            diverged = True
-            break
-    env.close()
-    test_env.close()
-    return {
-        "rule": rule,
-        "width": width,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "epoch": np.asarray(epochs_at),
-        "updates": np.asarray(epochs_at) * batches_per_epoch,
-        "mse": np.asarray(mses),
-        "w1_sq": np.asarray(norms),
-        "diverged": diverged,
-        "batches_per_epoch": batches_per_epoch,
-    }
 
 
-def _job(kw: dict) -> dict:
-    return train_curve(**kw)
+def run_many(jobs: list[dict], workers: int = 1, root: str | Path = "runs/reproduce/sarcos",
+             progress: bool = False) -> list[dict]:
+    """Train every job (keywords of :func:`curve_spec`) through the runner; one curve each.
+
+    A curve is ``{"epoch", "updates", "mse", "w1_sq", "diverged", ...settings}``, with the
+    diverged record (inf where the error is not finite) last.
+    """
+    from np_envs.data import load_sarcos
+    from np_envs.experiments.executor import execute
+
+    specs = [curve_spec(**job) for job in jobs]
+    results = {r["run_id"]: r for r in execute(specs, Path(root), jobs=workers,
+                                                progress=progress)}
+    curves = []
+    for job, spec in zip(jobs, specs, strict=True):
+        result = results[spec.run_id]
+        rows = sorted(result["rows"], key=lambda r: r["chunk"])
+        if result["status"] not in ("done", "diverged"):
+            raise RuntimeError(f"{spec.run_id} {result['status']}: {result.get('error')}")
+        n_train = int(load_sarcos("train", job.get("split_scheme", "test-file"))[0].shape[0])
+        per_epoch = n_train / BATCH
+        epochs = np.asarray([r["epoch"] for r in rows], dtype=float)
+        curves.append({
+            "rule": job["rule"], "width": job["width"], "learning_rate": job["learning_rate"],
+            "seed": job["seed"], "epoch": epochs,
+            "updates": np.asarray([r["trials"] for r in rows]),
+            "mse": np.asarray([_value(r["test_mse"]) for r in rows]),
+            "w1_sq": np.asarray([_value(r.get("w2_l0")) for r in rows]),
+            "diverged": result["status"] == "diverged",
+            "batches_per_epoch": per_epoch,
+        })
+    return curves
 
 
-def run_many(jobs: list[dict], workers: int = 1) -> list[dict]:
-    """:func:`train_curve` for each kwargs dict, in a process pool if ``workers`` > 1."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [train_curve(**j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_job, jobs))
+def _value(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else math.inf
 
 
 def onset_and_return(epochs: np.ndarray, mse: np.ndarray) -> tuple[float, float]:

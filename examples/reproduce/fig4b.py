@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         for lr in rates
         for s in range(args.seeds)
     ]
-    curves = S.run_many(jobs, args.workers)
+    curves = S.run_many(jobs, args.workers, root=args.out / "runs")
     plt = C.setup_plot()
     fig, (ax_e, ax_n) = plt.subplots(1, 2, figsize=(8, 3.2))
     rows, results = [], {}

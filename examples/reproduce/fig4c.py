@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
         for lr in args.rates
         for s in range(args.seeds)
     ]
-    curves = S.run_many(jobs, args.workers)
+    curves = S.run_many(jobs, args.workers, root=args.out / "runs")
     rows, results = [], {}
     onsets, returns = [], []
     for lr in args.rates:

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
         for rule in ("np", "wn-np")
         for s in range(args.seeds)
     ]
-    curves = S.run_many(jobs, args.workers)
+    curves = S.run_many(jobs, args.workers, root=args.out / "runs")
     plt = C.setup_plot()
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     rows, results = [], {}
