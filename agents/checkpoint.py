@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import pickle
 import zipfile
+import zlib
 from typing import Any
 
 import torch
@@ -21,29 +23,68 @@ class CheckpointError(ValueError):
     """The file is not an np-envs checkpoint of the expected kind."""
 
 
+#: what a truncated, empty, foreign or tampered file raises on the way in (zip, JSON, torch)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, RuntimeError, OSError,
+                KeyError, pickle.UnpicklingError)
+#: ``agent.json`` entries every np-envs agent file has, and their types
+_META_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "hyperparameters": dict, "obs_dim": int, "act_dim": int, "num_timesteps": int,
+    "n_updates": int,
+}
+
+
+def not_this_kind(path: Any, reason: str) -> CheckpointError:
+    """The one message for every file ``load`` cannot use, whoever's loader refuses it."""
+    return CheckpointError(f"{path} is not an np-envs checkpoint of this kind: {reason}")
+
+
 def read_agent_file(path: str | pathlib.Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(meta, tensors)`` of a saved agent, or CheckpointError saying what is wrong."""
+    """``(meta, tensors)`` of a saved agent, or CheckpointError saying what is wrong.
+
+    ``tensors.pt`` is read with ``weights_only=True``: a pickled object (code) in it is refused
+    by torch before anything runs, and reported here like any other foreign file.
+    """
     path = pathlib.Path(path)
     if not path.exists() and path.suffix == "":
         path = path.with_suffix(".zip")
-    what = f"{path} is not an np-envs checkpoint of this kind"
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             if not {"agent.json", "tensors.pt"} <= names:
-                raise CheckpointError(f"{what}: it has no agent.json/tensors.pt "
-                                      f"(found {sorted(names)[:5]})")
+                hint = ("; a Stable-Baselines3 file: load it with agents.sb3_bridge.SB3Agent.load"
+                        if "data" in names and "policy.pth" in names else "")
+                raise not_this_kind(path, f"it has no agent.json/tensors.pt (found "
+                                          f"{sorted(names)[:5]}){hint}")
             meta = json.loads(zf.read("agent.json"))
             state = torch.load(io.BytesIO(zf.read("tensors.pt")), weights_only=True)
     except FileNotFoundError:
         raise
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, json.JSONDecodeError, EOFError, RuntimeError, OSError) as err:
-        raise CheckpointError(f"{what}: {type(err).__name__}: {err}") from None
-    if not isinstance(meta, dict) or "hyperparameters" not in meta:
-        raise CheckpointError(f"{what}: agent.json has no hyperparameters")
+    except _READ_ERRORS as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise not_this_kind(path, f"{type(err).__name__}: {text}"[:300]) from None
+    if not isinstance(meta, dict):
+        raise not_this_kind(path, "agent.json is not an object")
+    for field, kind in _META_FIELDS.items():
+        if not isinstance(meta.get(field), kind) or isinstance(meta.get(field), bool):
+            raise not_this_kind(path, f"agent.json has no valid {field!r}")
+    network = state.get("network") if isinstance(state, dict) else None
+    if not isinstance(network, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in network.items()):
+        raise not_this_kind(path, "tensors.pt holds no network tensors")
     return meta, state
+
+
+def shape_mismatch(path: Any, meta: dict[str, Any], agent: Any,
+                   err: Exception) -> CheckpointError:
+    """A file saved for other observation/action sizes (or another architecture) than the
+    agent rebuilt on the given env."""
+    saved = f"observations of {meta.get('obs_dim')} and actions of {meta.get('act_dim')}"
+    here = (f"observations of {getattr(agent, 'obs_dim', '?')} and actions of "
+            f"{getattr(agent, 'act_dim', '?')}")
+    return not_this_kind(path, f"its shapes do not fit: saved for {saved}, the env has {here} "
+                               f"({err})")
 
 
 def resolve_saved_class(meta: dict[str, Any], expected: type) -> type:

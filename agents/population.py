@@ -813,7 +813,12 @@ class PopulationAgent(RewardAgent):
         network = state["network"]
         if "members" not in meta:  # a single agent saved by np-envs 0.1: 2-D tensors
             network = {k: v.unsqueeze(0) for k, v in network.items()}
-        agent._load_stacked(network)
+        try:
+            agent._load_stacked(network)
+        except ValueError as err:  # another env's (or architecture's) shapes
+            from agents.checkpoint import shape_mismatch
+
+            raise shape_mismatch(path, meta, agent, err) from None
         gens = state.get("noise_generators") or []
         try:
             if len(gens) == len(agent.noise_generators):

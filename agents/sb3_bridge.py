@@ -48,8 +48,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,11 +62,18 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.noise import VectorizedActionNoise
+from torch import nn
 
-from agents.sb3_defaults import algorithm_defaults, default_action_map
+from agents.checkpoint import CheckpointError, not_this_kind
+from agents.sb3_defaults import algorithm_defaults, default_action_map, single_action_space
 from agents.sb3_vec_adapter import ActionMap, rescaled_like, to_sb3_vec_env
+from agents.schedules import parse_rate, resolve_device
 
 ALGORITHM_NAMES: tuple[str, ...] = ("ppo", "a2c", "sac", "td3", "ddpg", "ars")
+ALGORITHM_CLASS_NAMES = {"ppo": "PPO", "a2c": "A2C", "sac": "SAC", "td3": "TD3", "ddpg": "DDPG",
+                         "ars": "ARS"}
+#: the common ``activation`` keyword as SB3's ``policy_kwargs["activation_fn"]``
+ACTIVATIONS = ("relu", "tanh", "linear")
 _META_KEY = "np_envs_bridge"
 
 
@@ -85,6 +94,7 @@ def make_sb3_agent(
     env: Any,
     *,
     hidden_sizes: Sequence[int] = (64, 64),
+    activation: str | None = None,
     learning_rate: float | Any | None = None,
     seed: int | None = None,
     gamma: float | None = None,
@@ -99,17 +109,39 @@ def make_sb3_agent(
     ``gamma=None`` means 0 (see the module docstring); ``action_scale``/``action_offset`` (scalar
     or per dimension, task units) override the task's action map; other keywords go to the SB3
     class (``policy=`` picks another policy than ``"MlpPolicy"``).
+
+    The common keywords are checked here, before SB3 sees them, because SB3 accepts some bad
+    values silently (a negative learning rate trains uphill, ``device="cuda"`` on a CPU-only
+    torch falls back to the CPU, ``net_arch=[0]`` builds an empty layer): ``hidden_sizes``
+    positive ints, ``activation`` ``relu``/``tanh``/``linear`` (``None``: SB3's default, tanh
+    for PPO/A2C, ReLU otherwise), ``learning_rate`` a finite number >= 0, ``"lin_<x>"`` or a
+    schedule, ``device`` one this torch has.
     """
     key = _check_name(name)
+    where = f"{key} ({ALGORITHM_CLASS_NAMES[key]})"
+    net_arch = _check_hidden_sizes(hidden_sizes, where)
+    if learning_rate is not None:
+        learning_rate = _check_learning_rate(learning_rate, where)
+    resolve_device(device)  # one clear line instead of SB3's silent fall-back to the CPU
+    if "sigma" in algo_kwargs:
+        raise TypeError(f"{where} has no sigma (the perturbation size of np, wn-np and "
+                        "reinforce); its exploration is log_std_init (PPO/A2C/SAC) or "
+                        "action_noise (TD3/DDPG)")
     cls = algorithm_class(key)
     action_map = default_action_map(env, action_scale, action_offset)
     venv = to_sb3_vec_env(env, action_map)
     kwargs = algorithm_defaults(key, venv)
+    user_policy_kwargs = algo_kwargs.pop("policy_kwargs", None) or {}
     policy_kwargs = {
-        "net_arch": [int(h) for h in hidden_sizes],
+        "net_arch": net_arch,
         **kwargs.pop("policy_kwargs", {}),
-        **(algo_kwargs.pop("policy_kwargs", None) or {}),
+        **user_policy_kwargs,
     }
+    if activation is not None:
+        if "activation_fn" in user_policy_kwargs:
+            raise ValueError(f"{where}: give activation= or policy_kwargs['activation_fn'], "
+                             "not both")
+        policy_kwargs["activation_fn"] = _activation_fn(activation, where)
     if key == "ars":
         if gamma is not None:
             raise ValueError("ars (ARS) has no discount factor: leave gamma=None")
@@ -194,7 +226,8 @@ class SB3Agent:
 
     def save(self, path: str | os.PathLike | io.BufferedIOBase, **kwargs: Any) -> None:
         """SB3's zip, plus which algorithm and action map (read back by :meth:`load`)."""
-        meta = {"algorithm": self.name, "action_map": self.action_map.to_dict()}
+        meta = {"algorithm": self.name, "action_map": self.action_map.to_dict(),
+                "observation_shape": list(self.model.observation_space.shape)}
         setattr(self.model, _META_KEY, meta)  # a plain dict: stored as JSON in the zip's data
         self.model.save(path, **kwargs)
 
@@ -206,12 +239,33 @@ class SB3Agent:
         device: str = "cpu",
         **kwargs: Any,
     ) -> SB3Agent:
-        """Load an agent saved by :meth:`save`, on ``env`` (ours: single or vector) or none."""
+        """Load an agent saved by :meth:`save`, on ``env`` (ours: single or vector) or none.
+
+        The file's JSON part is checked first (a truncated, empty or foreign file, or one saved
+        for another env's shapes, raises :class:`~agents.checkpoint.CheckpointError`); the rest
+        is SB3's own zip, whose ``data`` entry SB3 deserialises with cloudpickle: load only
+        files you trust.
+        """
+        resolve_device(device)
         meta = _read_meta(path)
-        name = _check_name(meta["algorithm"])
-        action_map = ActionMap.from_dict(meta["action_map"])
-        venv = None if env is None else to_sb3_vec_env(env, action_map)
-        model = algorithm_class(name).load(path, env=venv, device=device, **kwargs)
+        try:
+            name = _check_name(meta["algorithm"])
+            action_map = ActionMap.from_dict(meta["action_map"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise not_this_kind(path, f"its np_envs_bridge entry is damaged ({err})") from None
+        venv = None
+        if env is not None:
+            _check_shapes(path, meta, action_map, env)
+            try:
+                venv = to_sb3_vec_env(env, action_map)
+            except ValueError as err:
+                raise not_this_kind(path, f"its shapes do not fit the env: {err}") from None
+        try:
+            model = algorithm_class(name).load(path, env=venv, device=device, **kwargs)
+        except ValueError as err:  # SB3 compares the spaces itself (files without our shapes)
+            if "spaces do not match" not in str(err).lower():
+                raise
+            raise not_this_kind(path, f"its shapes do not fit the env: {err}") from None
         _fit_action_noise(model)
         return cls(model, name, action_map, env)
 
@@ -256,6 +310,48 @@ class SB3Agent:
         return self.action_map.bounded_space
 
 
+def _check_hidden_sizes(hidden_sizes: Any, where: str) -> list[int]:
+    """``net_arch`` from ``hidden_sizes``: a sequence of positive ints (SB3 would build a
+    0-unit layer, or fail far from the cause)."""
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes,
+                                                                (Sequence, np.ndarray)):
+        raise ValueError(f"{where}: hidden_sizes must be a sequence of positive ints, e.g. "
+                         f"(64, 64), got {hidden_sizes!r}")
+    sizes = []
+    for h in hidden_sizes:
+        if isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, np.integer)) or h < 1:
+            raise ValueError(f"{where}: hidden_sizes must be positive ints, got "
+                             f"{tuple(hidden_sizes)!r}")
+        sizes.append(int(h))
+    return sizes
+
+
+def _check_learning_rate(value: Any, where: str) -> Any:
+    """A finite rate >= 0 or a schedule (SB3's ``Schedule``, or ``"lin_<x>"``); SB3 itself
+    trains uphill with a negative rate."""
+    try:
+        start, schedule = parse_rate(value)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if schedule is not None:
+        end = float(schedule(0.0))
+        if not (math.isfinite(end) and end >= 0):
+            raise ValueError(f"{where}: learning_rate schedule must stay finite and >= 0, "
+                             f"gives {end!r} at the end")
+        return schedule
+    return start
+
+
+def _activation_fn(activation: Any, where: str) -> type[nn.Module]:
+    """The torch module class for the common ``activation`` keyword."""
+    table: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
+    key = str(activation).lower()
+    if key not in table:
+        raise ValueError(f"{where}: unknown activation {activation!r}; choose one of "
+                         f"{ACTIVATIONS}")
+    return table[key]
+
+
 def _check_name(name: str) -> str:
     key = str(name).lower()
     if key not in ALGORITHM_NAMES:
@@ -297,23 +393,60 @@ def _fit_action_noise(model: BaseAlgorithm) -> None:
             model.action_noise = noise.base_noise
 
 
+def _read_data(archive: zipfile.ZipFile, path: Any) -> dict[str, Any]:
+    names = set(archive.namelist())
+    if "data" not in names:
+        hint = ("; an np-envs rule's file: load it with its class (e.g. "
+                "NodePerturbation.load)" if "agent.json" in names else "")
+        raise not_this_kind(path, f"it has no SB3 'data' entry (found {sorted(names)[:5]})"
+                                  f"{hint}")
+    data = json.loads(archive.read("data"))
+    if not isinstance(data, dict):
+        raise not_this_kind(path, "its SB3 'data' entry is not a JSON object")
+    return data
+
+
 def _read_meta(path: str | os.PathLike | io.BufferedIOBase) -> dict[str, Any]:
-    """The bridge's entry in the zip's ``data`` JSON (SB3 stores plain dicts as JSON)."""
-    if isinstance(path, (str, os.PathLike)):
-        path = Path(path)
-        if not path.exists() and path.suffix != ".zip":
-            path = path.with_name(path.name + ".zip")
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    else:
-        start = path.tell()
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-        path.seek(start)
+    """The bridge's entry in the zip's ``data`` JSON (SB3 stores plain dicts as JSON); nothing
+    in the file is unpickled here."""
+    shown: Any = path
+    try:
+        if isinstance(path, (str, os.PathLike)):
+            path = Path(path)
+            if not path.exists() and path.suffix != ".zip":
+                path = path.with_name(path.name + ".zip")
+            shown = path
+            with zipfile.ZipFile(path) as archive:
+                data = _read_data(archive, shown)
+        else:
+            start = path.tell()
+            with zipfile.ZipFile(path) as archive:
+                data = _read_data(archive, "the stream")
+            path.seek(start)
+    except (FileNotFoundError, CheckpointError):
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, ValueError) as err:
+        raise not_this_kind(shown, f"{type(err).__name__}: {err}"[:300]) from None
     meta = data.get(_META_KEY)
     if not isinstance(meta, dict) or "algorithm" not in meta:
-        raise ValueError(
-            "this file was not saved by an np-envs SB3 agent; load it with the SB3 class itself "
-            "(e.g. stable_baselines3.PPO.load)"
+        raise not_this_kind(
+            shown, "it was not saved by an np-envs SB3 agent; load it with the SB3 class "
+                   "itself (e.g. stable_baselines3.PPO.load)"
         )
     return meta
+
+
+def _check_shapes(path: Any, meta: dict[str, Any], action_map: ActionMap, env: Any) -> None:
+    """The env's observation and action sizes against those the file was saved for."""
+    space = single_action_space(env)
+    obs_space = env.single_observation_space if hasattr(env, "single_observation_space") \
+        else env.observation_space
+    saved_obs = meta.get("observation_shape")
+    acts = getattr(space, "shape", None)
+    problems = []
+    if saved_obs is not None and tuple(saved_obs) != tuple(obs_space.shape):
+        problems.append(f"observations {tuple(saved_obs)} vs the env's {tuple(obs_space.shape)}")
+    if acts is not None and (action_map.size,) != tuple(acts):
+        problems.append(f"actions ({action_map.size},) vs the env's {tuple(acts)}")
+    if problems:
+        raise not_this_kind(path, "its shapes do not fit: saved for " + "; ".join(problems))

@@ -11,6 +11,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from np_envs.envs.core import RewardOverflowError
+
 DEFAULT_EVAL_BATCH = 1000
 
 
@@ -50,7 +52,8 @@ def evaluate(
 
     Returns ``mse`` (mean over samples and outputs of the squared error of the read-out),
     ``accuracy`` (fraction correct, classification tasks only), ``mean_reward``, ``n``; and
-    ``diverged=True`` with infinite error if the agent answered NaN or inf.
+    ``diverged=True`` with infinite error if the agent answered NaN or inf, or answers so
+    large that the loss overflows.
     """
     eval_env = make_split_env(env, split, num_envs)
     size = eval_env.unwrapped.stream.size
@@ -64,7 +67,10 @@ def evaluate(
             actions = np.asarray(actions, dtype=np.float64).reshape(batch, -1)
             if not np.isfinite(actions).all():
                 return _diverged(size, eval_env.readout == "softmax")
-            obs, reward, _, _, info = eval_env.step(actions)
+            try:
+                obs, reward, _, _, info = eval_env.step(actions)
+            except RewardOverflowError:  # finite answers so large the loss is inf: diverged
+                return _diverged(size, eval_env.readout == "softmax")
             take = min(batch, size - seen)
             rewards.append(reward[:take])
             mses.append(info["mse"][:take])

@@ -7,15 +7,21 @@ Example (the linear task, no download)::
 
 Rerunning the same command resumes: finished runs are skipped, unfinished ones continue from
 their last checkpoint. See :mod:`np_envs.experiments.compare` for the files written.
+
+Exit codes: 0 every run finished; 1 some run failed or is unfinished; 2 a bad command (checked
+before anything runs, nothing written); 3 another command is working on ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING, Any
 
-from np_envs.experiments.cliargs import add_common, labels_from, seeds_from, settings_from
-from np_envs.experiments.config import parse_architectures, parse_overrides
+if TYPE_CHECKING:
+    from np_envs.experiments.settings import CommandSettings
+    from np_envs.experiments.spec import RunSpec
+
+from np_envs.experiments.cliargs import add_common
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,22 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from np_envs.experiments.compare import run_compare
+    from np_envs.cli.main import run_checked
+    from np_envs.experiments.compare import compare_runs
 
-    try:
-        settings = settings_from(args)
-        archs = parse_architectures(args.hidden)
-        if len(archs) > 1:
-            raise ValueError("compare takes one architecture (--hidden 800 or 400x400); "
-                             "use sweep for several widths")
-        hidden = archs[0] if archs else None
-        overrides = parse_overrides(args.lr)
-        summary = run_compare(
-            settings, labels_from(args), seeds_from(args), hidden, overrides, args.out,
-            backend=args.backend, jobs=args.jobs, address=args.address,
-            progress=not args.no_progress, draw=not args.no_plots,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"np-envs compare: error: {err}", file=sys.stderr)
-        return 2
-    return 1 if any(r["status"] == "failed" for r in summary["results"]) else 0
+    def go(cmd: CommandSettings, specs: list[RunSpec]) -> dict[str, Any]:
+        return compare_runs(specs, cmd.run_settings(), cmd.out, backend=cmd.backend,
+                            jobs=cmd.jobs, address=cmd.address, progress=cmd.progress,
+                            draw=cmd.draw, wait=cmd.wait)
+
+    return run_checked(args, "compare", go)

@@ -7,16 +7,20 @@ Example (SARCOS, the paper's Fig. 4E in small)::
         --budget-epochs 3000 --jobs 8 --out runs/sweep-sarcos
 
 ``--backend ray --address ray://host:10001`` runs the same jobs on a cluster (the output folder
-must be visible to every node). Rerunning the same command resumes.
+must be visible to every node). Rerunning the same command resumes. Exit codes as for
+``compare``: 0, 1 (a run failed or is unfinished), 2 (a bad command), 3 (``--out`` busy).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING, Any
 
-from np_envs.experiments.cliargs import add_common, labels_from, seeds_from, settings_from
-from np_envs.experiments.config import parse_architectures
+if TYPE_CHECKING:
+    from np_envs.experiments.settings import CommandSettings
+    from np_envs.experiments.spec import RunSpec
+
+from np_envs.experiments.cliargs import add_common
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,36 +47,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _rates(text: str | None) -> list[str] | None:
-    """Keep eta*-relative entries as text (resolved per width); expand ranges of numbers."""
-    if not text:
-        return None
-    from np_envs.experiments.config import parse_rates
-
-    if "eta*" in text:
-        if text.count(":") == 2:
-            lo, hi, n = text.split(":")
-            factors = parse_rates(f"{lo.replace('eta*', '')}:{hi.replace('eta*', '')}:{n}")
-            return [f"{f!r}eta*" for f in factors]
-        return [t.strip() for t in text.split(",") if t.strip()]
-    return [repr(v) for v in parse_rates(text)]
-
-
 def run(args: argparse.Namespace) -> int:
-    from np_envs.experiments.sweep import run_sweep
+    from np_envs.cli.main import run_checked
+    from np_envs.experiments.sweep import sweep_runs
 
-    try:
-        settings = settings_from(args)
-        if settings.target is None:
-            raise ValueError("sweep needs --target (the error, or accuracy in percent, to reach)")
-        archs = parse_architectures(args.hidden) or [None]
-        result = run_sweep(
-            settings, labels_from(args), archs, _rates(args.lrs), seeds_from(args), args.out,
-            backend=args.backend, jobs=args.jobs, address=args.address,
-            progress=not args.no_progress, draw=not args.no_plots,
-            climb_factor=args.climb_factor,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"np-envs sweep: error: {err}", file=sys.stderr)
-        return 2
-    return 1 if any(r["status"] == "failed" for r in result["results"]) else 0
+    def go(cmd: CommandSettings, specs: list[RunSpec]) -> dict[str, Any]:
+        return sweep_runs(specs, cmd.run_settings(), cmd.out, backend=cmd.backend,
+                          jobs=cmd.jobs, address=cmd.address, progress=cmd.progress,
+                          draw=cmd.draw, climb_factor=cmd.climb_factor, wait=cmd.wait)
+
+    return run_checked(args, "sweep", go)

@@ -37,6 +37,22 @@ def check_evals_per_input(evals_per_input: int) -> int:
     return int(evals_per_input)
 
 
+class RewardOverflowError(ValueError):
+    """Finite actions whose loss overflows float64: a reward of -inf would be a silent lie."""
+
+
+def _overflow_message(actions: np.ndarray, losses: np.ndarray) -> str:
+    """Names the first action whose loss overflowed: sub-env, largest entry and where it is."""
+    env = int(np.flatnonzero(~np.isfinite(losses))[0])
+    row = np.asarray(actions[env], dtype=np.float64)
+    k = int(np.argmax(np.abs(row)))
+    return (
+        f"the action of sub-environment {env} ({row.size} values, largest a[{k}] = "
+        f"{row[k]:.3g}) makes the loss overflow to inf; the learner's output diverged: lower "
+        "its learning rate or perturbation size, or stop the run"
+    )
+
+
 class TrialLogic:
     """State of the current trial for ``num_envs`` sub-environments, and the scoring of actions.
 
@@ -97,7 +113,10 @@ class TrialLogic:
         actions = self.check_action(actions)
         assert self.targets is not None and self.epochs is not None
         out = readout_numpy(actions.astype(np.float64, copy=False), self.readout)
-        losses = loss_numpy(out, self.targets, "linear")  # out is already read out
+        with np.errstate(over="ignore", invalid="ignore"):
+            losses = loss_numpy(out, self.targets, "linear")  # out is already read out
+        if not np.isfinite(losses).all():
+            raise RewardOverflowError(_overflow_message(actions, losses))
         info: dict[str, Any] = {
             "epoch": self.epochs,
             "mse": (2.0 / self.stream.target_dim) * losses,

@@ -1,11 +1,14 @@
-"""Command-line arguments ``compare`` and ``sweep`` share, and their translation to Settings."""
+"""Command-line arguments ``compare`` and ``sweep`` share.
+
+Only their spelling lives here; what each value may be is checked in one place,
+:class:`np_envs.experiments.settings.CommandSettings`, before any run starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from np_envs.experiments.config import Settings, load_config, parse_json
 from np_envs.experiments.spec import BACKENDS, DIAGNOSTICS
 
 
@@ -14,10 +17,11 @@ def add_common(p: argparse.ArgumentParser, budget_flags: tuple[str, str]) -> Non
     p.add_argument("--env", required=True, help="environment id, e.g. NPLinearTeacher-v0")
     p.add_argument("--agents", required=True,
                    help="comma-separated agent names or config aliases, e.g. np,wn-np,sgd,ppo")
-    budget = p.add_mutually_exclusive_group(required=True)
+    budget = p.add_mutually_exclusive_group()
     epochs_flag, trials_flag = budget_flags
     budget.add_argument(epochs_flag, dest="epochs", type=float,
-                        help="budget in epochs of the training set")
+                        help="budget in epochs of the training set (or the --config entries' "
+                             "epochs)")
     budget.add_argument(trials_flag, dest="trials", type=int,
                         help="budget in trials (batches of --num-envs inputs); the endless "
                              "linear task needs this")
@@ -29,7 +33,9 @@ def add_common(p: argparse.ArgumentParser, budget_flags: tuple[str, str]) -> Non
                    help="evaluate (and checkpoint) every X epochs or trials (default budget/20)")
     p.add_argument("--env-kwargs", default=None,
                    help='JSON keyword arguments of the env, e.g. \'{"split_scheme": "test-file"}\'')
-    p.add_argument("--config", type=Path, default=None, help="YAML file of agent settings")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML file of agent settings: RL Zoo layout (env id, then agent) or one "
+                        "task's; 'tuned' is the shipped np_envs/hyperparams/tuned.yml")
     p.add_argument("--metric", choices=("mse", "accuracy"), default=None,
                    help="what the tables rank (default: accuracy on MNIST, mse elsewhere)")
     p.add_argument("--target", type=float, default=None,
@@ -45,37 +51,8 @@ def add_common(p: argparse.ArgumentParser, budget_flags: tuple[str, str]) -> Non
     p.add_argument("--address", default=None, help="Ray cluster address (default: start one)")
     p.add_argument("--jobs", type=int, default=1, help="parallel runs (default 1)")
     p.add_argument("--out", type=Path, required=True, help="output folder (rerun to resume)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another command is working on --out, wait for it to finish "
+                        "(default: exit 3 at once)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-plots", action="store_true", help="tables only, no PNG files")
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    if args.epochs is not None:
-        budget, unit = float(args.epochs), "epochs"
-    else:
-        budget, unit = float(args.trials), "trials"
-    diags = tuple(d.strip() for d in (args.diagnostics or "").split(",") if d.strip())
-    unknown = set(diags) - set(DIAGNOSTICS)
-    if unknown:
-        raise ValueError(f"unknown diagnostics {sorted(unknown)}; choose from {DIAGNOSTICS}")
-    return Settings(
-        env_id=args.env, budget=budget, unit=unit, eval_every=args.eval_every,
-        num_envs=args.num_envs, env_kwargs=parse_json(args.env_kwargs), metric=args.metric,
-        target=args.target, divergence_factor=args.divergence_factor, diagnostics=diags,
-        config=load_config(args.config),
-    )
-
-
-def labels_from(args: argparse.Namespace) -> list[str]:
-    labels = [a.strip() for a in args.agents.split(",") if a.strip()]
-    if not labels:
-        raise ValueError("--agents needs at least one name")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"--agents lists a name twice: {labels}")
-    return labels
-
-
-def seeds_from(args: argparse.Namespace) -> list[int]:
-    if args.seeds < 1:
-        raise ValueError("--seeds must be >= 1")
-    return list(range(args.seed_offset, args.seed_offset + args.seeds))

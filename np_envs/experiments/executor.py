@@ -14,18 +14,30 @@ with one torch thread and seeds everything from its spec).
   with the task, so the driver's tables never depend on that.
 
 Finished runs (``done`` marker) are not submitted at all.
+
+Ctrl-C and SIGTERM (:func:`stop_on_signals`, installed by the ``compare`` and ``sweep``
+commands): the first signal raises :class:`Interrupted` in the driver; :func:`execute` then
+submits nothing more, cancels what is queued, kills the workers (pool) or cancels the tasks and
+shuts down the local Ray it started, and returns what finished plus an ``interrupted`` result
+(no rows) per unfinished run, so the tables are written for what finished and list the rest.
+A worker killed mid-chunk loses only that chunk: its job resumes from its last committed
+checkpoint on the next run. A second signal exits at once. Pool workers ignore SIGINT (a
+terminal's Ctrl-C reaches the whole process group; the driver alone decides) and die with the
+driver (``PR_SET_PDEATHSIG``), so nothing of ours outlives a killed driver.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from np_envs.experiments.population_job import (
@@ -39,6 +51,85 @@ from np_envs.experiments.runner import STATUS_BUSY, STATUS_FAILED, Runner, run_j
 from np_envs.experiments.spec import BACKENDS, RunSpec
 
 OnResult = Callable[[dict[str, Any]], None]
+
+
+#: the line a stopped command prints last
+INTERRUPTED_LINE = "interrupted: rerun the same command to resume"
+STATUS_INTERRUPTED = "interrupted"
+#: the signals that stop a command, and the exit code of each (128 + the signal number)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: seconds a killed pool worker or a cancelled Ray task gets to be gone before we move on
+_STOP_WAIT_S = 5.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the driver by the first SIGINT/SIGTERM (a KeyboardInterrupt, so no
+    ``except Exception`` in a run can swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+class StopState:
+    """What :func:`stop_on_signals` saw: the first signal's number, or None."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.armed = False
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + int(self.signum or signal.SIGINT)
+
+
+#: the state of the active :func:`stop_on_signals` (one per process; the driver's main thread)
+STOP = StopState()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if STOP.signum is None:
+        STOP.signum = signum
+        if STOP.armed:
+            raise Interrupted(signum)
+        return
+    # a second signal while we stop: leave now (workers die with us; files are atomic)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.write(f"\n{INTERRUPTED_LINE}\n")
+        sys.stderr.flush()
+    os._exit(STOP.exit_code)
+
+
+def _install_handlers() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_signal)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopState]:
+    """Within: the first SIGINT/SIGTERM raises :class:`Interrupted` where the driver is; a
+    second exits at once. Outside the main thread (where handlers cannot be set) it does
+    nothing. Yields the state, whose ``signum`` says whether a signal came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield STOP
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    STOP.signum, STOP.armed = None, True
+    _install_handlers()
+    try:
+        yield STOP
+    finally:
+        STOP.armed = False
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _check_stop() -> None:
+    """Raise now if a signal came while :class:`Interrupted` could not be raised."""
+    if STOP.armed and STOP.signum is not None:
+        raise Interrupted(STOP.signum)
 
 
 def finished_result(spec: RunSpec, root: Path) -> dict[str, Any] | None:
@@ -80,8 +171,12 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_init(parent: int, sys_path: list[str]) -> None:
-    """Pool worker set-up: one torch thread, the parent's import path, die with the parent."""
+    """Pool worker set-up: one torch thread, the parent's import path, die with the parent,
+    ignore SIGINT (the driver stops the pool; a worker's KeyboardInterrupt would only print a
+    traceback). The driver starts workers with SIGINT/SIGTERM blocked; unblocked here."""
     _kill_me_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     # first thing after prctl: its first check catches a parent that died before prctl
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     for p in reversed(sys_path):
@@ -135,12 +230,35 @@ def execute(
         else:
             run = _run_pool
         skipped = len(plan) - len(todo)
-        for job_results in run(todo, root, jobs, address, progress, skipped):
-            for result in job_results:
-                results[result["run_id"]] = result
-                if on_result:
-                    on_result(result)
+        try:
+            with contextlib.closing(run(todo, root, jobs, address, progress, skipped)) as stream:
+                for job_results in stream:
+                    for result in job_results:
+                        results[result["run_id"]] = result
+                        if on_result:
+                            on_result(result)
+        except KeyboardInterrupt:  # the jobs are stopped (the generator's cleanup ran)
+            if not STOP.armed or STOP.signum is None:
+                raise  # a KeyboardInterrupt of someone else's (no handler of ours ran)
+            # Ray turns our Interrupted into a plain KeyboardInterrupt: the state says which
+            return _after_interrupt(specs, root, results, STOP.signum)
     return [results[s.run_id] for s in specs if s.run_id in results]
+
+
+def _after_interrupt(specs: Sequence[RunSpec], root: Path, results: dict[str, dict[str, Any]],
+                     signum: int) -> list[dict[str, Any]]:
+    """Results of what finished (on disk too: members a stopped job had already finished) and
+    an ``interrupted`` result without rows for the rest, which the tables list as unfinished."""
+    for spec in specs:
+        if spec.run_id in results:
+            continue
+        done = finished_result(spec, root)
+        results[spec.run_id] = done if done is not None else {
+            "run_id": spec.run_id, "spec": spec.to_dict(), "status": STATUS_INTERRUPTED,
+            "done": None, "rows": [], "computed": False,
+            "error": f"stopped by {signal.Signals(signum).name}",
+        }
+    return [results[s.run_id] for s in specs]
 
 
 #: what the last :func:`execute` planned (counts), for the commands' closing lines and tests
@@ -226,23 +344,59 @@ def _run_pool(todo, root, jobs, address, progress, skipped):
 
     bar = _progress_bar(sum(len(j.specs) for j in todo), "runs", progress)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
         initargs=(os.getpid(), list(sys.path)),
-    ) as pool:
+    )
+    stopped = False
+    try:
         futures = {}
-        for job in todo:
-            fn, arg = _job_call(job)
-            futures[pool.submit(fn, arg, str(root))] = job
-        try:
-            for fut in as_completed(futures):
-                results = _as_list(fut.result())
-                for result in results:
-                    _report_failure(result)
-                bar.update(len(results))
-                yield results
-        finally:
-            bar.close()
+        with _signals_blocked():  # workers start with them blocked (see _worker_init)
+            for job in todo:
+                fn, arg = _job_call(job)
+                futures[pool.submit(fn, arg, str(root))] = job
+        _check_stop()
+        for fut in as_completed(futures):
+            results = _as_list(fut.result())
+            for result in results:
+                _report_failure(result)
+            bar.update(len(results))
+            yield results
+    except BaseException:  # Interrupted, or the consumer closed us: stop the workers now
+        stopped = True
+        _stop_pool(pool)
+        raise
+    finally:
+        bar.close()
+        pool.shutdown(wait=not stopped, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """SIGINT/SIGTERM held back (not lost) while pool workers are spawned: a spawned worker
+    inherits the mask, so a Ctrl-C during its start-up cannot make it print a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_pool(pool: Any) -> None:
+    """Cancel what is queued and kill the workers (a chunk in progress is recomputed on
+    resume; committed checkpoints are atomic), then wait until they are gone."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    deadline = time.monotonic() + _STOP_WAIT_S
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
 
 
 def _ray_runtime_env() -> dict[str, Any]:
@@ -265,6 +419,25 @@ def _ray_runtime_env() -> dict[str, Any]:
     return {"env_vars": env_vars}
 
 
+#: where a local Ray started by np-envs listens: this machine only (``--address`` for more)
+RAY_LOCAL_IP = "127.0.0.1"
+#: how often the driver wakes from ``ray.wait`` (so a signal is handled promptly)
+_RAY_POLL_S = 0.5
+
+
+def start_local_ray(jobs: int) -> None:
+    """A new local Ray instance (``address="local"``: never an existing cluster found by
+    auto-detection or ``RAY_ADDRESS``) with ``jobs`` CPUs, no dashboard, node address
+    127.0.0.1. Caveat: Ray 2.60 maps a loopback ``_node_ip_address`` to the host's address and
+    its gRPC servers still listen on all interfaces (guarded by Ray's token authentication);
+    ``tests/test_trust.py`` holds the loopback check as an expected failure until Ray binds
+    to the node address (ray-project/ray#59852)."""
+    import ray
+
+    ray.init(address="local", num_cpus=max(1, jobs), include_dashboard=False,
+             _node_ip_address=RAY_LOCAL_IP, runtime_env=_ray_runtime_env(), log_to_driver=False)
+
+
 def _run_ray(todo, root, jobs, address, progress, skipped):
     try:
         import ray
@@ -272,26 +445,37 @@ def _run_ray(todo, root, jobs, address, progress, skipped):
         raise RuntimeError("--backend ray needs Ray: pip install 'np-envs[ray]'") from err
     started = False
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, runtime_env=_ray_runtime_env(), log_to_driver=False)
-        else:
-            ray.init(num_cpus=max(1, jobs), include_dashboard=False,
-                     runtime_env=_ray_runtime_env(), log_to_driver=False)
+        try:
+            if address:
+                ray.init(address=address, runtime_env=_ray_runtime_env(), log_to_driver=False)
+            else:
+                start_local_ray(jobs)
+        finally:
+            if STOP.armed:  # ray.init replaces the driver's SIGTERM handler with its own
+                _install_handlers()
         started = True
+    _check_stop()
     bar = _progress_bar(sum(len(j.specs) for j in todo), "runs (ray)", progress)
+    pending: list[Any] = []
     try:
-        pending = []
         for job in todo:
             fn, arg = _job_call(job)
             remote = ray.remote(num_cpus=1, max_retries=0)(fn)
             pending.append(remote.remote(arg, str(Path(root).resolve())))
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            ready, pending = ray.wait(pending, num_returns=1, timeout=_RAY_POLL_S)
+            if not ready:
+                continue
             results = _as_list(ray.get(ready[0]))
             for result in results:
                 _report_failure(result)
             bar.update(len(results))
             yield results
+    except BaseException:  # Interrupted, or the consumer closed us: stop the tasks now
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
     finally:
         bar.close()
         if started:

@@ -14,8 +14,11 @@ Tables (``OUT``):
                       minimum error and of the climb back; ``best_error`` over all rates;
                       ``lr_best_final`` the rate with the best final error (named even when
                       no rate reaches the target) and ``best_final`` that error
-``sweep.json`` holds all three; plots (:func:`np_envs.plotting.sweep_plots`)
-``sweep_error_vs_lr.png``, ``sweep_time_to_target.png``, ``sweep_learning_rates.png``.
+``sweep.json`` holds all three and ``unfinished`` (runs left out: failed, or computed by another
+process; never summarised from their rows so far); plots
+(:func:`np_envs.plotting.sweep_plots`) ``sweep_error_vs_lr.png``, ``sweep_time_to_target.png``,
+``sweep_learning_rates.png``. The command is the only writer of ``OUT`` while it runs
+(:mod:`np_envs.experiments.outlock`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from np_envs import plotting
-from np_envs.experiments.compare import all_rows, display_columns, renamed
+from np_envs.experiments.compare import (
+    all_rows,
+    display_columns,
+    renamed,
+    split_finished,
+    unfinished_line,
+    unfinished_list,
+)
 from np_envs.experiments.config import Settings, make_spec
 from np_envs.experiments.executor import execute
+from np_envs.experiments.outlock import hold_out_folder
 from np_envs.experiments.results import atomic_write_json, rewrite_jsonl, write_csv
 from np_envs.experiments.spec import RunSpec
 from np_envs.experiments.summary import (
@@ -93,6 +104,9 @@ def sweep_tables(runs: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
 def write_sweep_outputs(out: Path, results: Sequence[dict[str, Any]], metric: str,
                         target: float | None, draw: bool = True,
                         climb_factor: float = CLIMB_FACTOR) -> dict[str, Any]:
+    """Tables and plots of the finished runs; the others are listed as ``unfinished``."""
+    results, left_out = split_finished(results)
+    unfinished = unfinished_list(left_out)
     rows = all_rows(results)
     rewrite_jsonl(out / "rows.jsonl", rows)
     runs = [run_summary(r, metric, target, climb_factor) for r in rows_by_run(rows).values()]
@@ -107,12 +121,12 @@ def write_sweep_outputs(out: Path, results: Sequence[dict[str, Any]], metric: st
         write_csv(out / "sweep.csv", renamed(tables["best"], unit),
                   first=display_columns(BEST_COLUMNS, unit))
     atomic_write_json(out / "sweep.json", {"metric": metric, "target": target, "time_unit": unit,
-                                           **tables, "runs": runs})
+                                           **tables, "runs": runs, "unfinished": unfinished})
     title = plotting.settings_line(rows, plotting.context_from_specs(
         r["spec"] for r in results if r.get("spec")))
     files = plotting.sweep_plots(tables["per_lr"], tables["best"], out, unit, runs=runs,
                                  metric=metric, target=target, title=title) if draw else []
-    return {**tables, "runs": runs, "unit": unit, "files": files}
+    return {**tables, "runs": runs, "unit": unit, "files": files, "unfinished": unfinished}
 
 
 def run_sweep(
@@ -120,16 +134,33 @@ def run_sweep(
     lrs: Sequence[str | float] | None, seeds: Sequence[int], out: str | Path,
     backend: str = "local", jobs: int = 1, address: str | None = None, progress: bool = True,
     quiet: bool = False, climb_factor: float = CLIMB_FACTOR, draw: bool = True,
+    wait: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the whole grid and write the tables and plots."""
-    out = Path(out)
     settings = settings.resolved()
     specs = sweep_specs(settings, labels, archs, lrs, seeds)
-    atomic_write_json(out / "sweep_specs.json", {"specs": [s.to_dict() for s in specs]})
-    results = execute(specs, out, backend=backend, jobs=jobs, address=address,
-                      progress=progress)
-    summary = write_sweep_outputs(out, results, str(settings.metric), settings.target,
-                                  draw=draw, climb_factor=climb_factor)
+    return sweep_runs(specs, settings, out, backend=backend, jobs=jobs, address=address,
+                      progress=progress, quiet=quiet, climb_factor=climb_factor, draw=draw,
+                      wait=wait)
+
+
+def sweep_runs(
+    specs: Sequence[RunSpec], settings: Settings, out: str | Path, backend: str = "local",
+    jobs: int = 1, address: str | None = None, progress: bool = True, quiet: bool = False,
+    climb_factor: float = CLIMB_FACTOR, draw: bool = True, wait: bool = False,
+) -> dict[str, Any]:
+    """Run resolved ``specs`` as the only writer of ``out``; write the tables and plots.
+
+    Raises:
+        OutFolderBusy: another process works on ``out`` and ``wait`` is False.
+    """
+    out = Path(out)
+    with hold_out_folder(out, wait=wait):
+        atomic_write_json(out / "sweep_specs.json", {"specs": [s.to_dict() for s in specs]})
+        results = execute(specs, out, backend=backend, jobs=jobs, address=address,
+                          progress=progress)
+        summary = write_sweep_outputs(out, results, str(settings.metric), settings.target,
+                                      draw=draw, climb_factor=climb_factor)
     summary["results"] = results
     if not quiet:
         unit = summary["unit"]
@@ -146,5 +177,7 @@ def run_sweep(
         failed = [r["run_id"] for r in results if r["status"] == "failed"]
         if failed:
             print(f"{len(failed)} run(s) failed; rerun the same command to retry: {failed}")
+        if summary["unfinished"]:
+            print(unfinished_line(summary["unfinished"]))
         print(f"results in {out}")
     return summary
