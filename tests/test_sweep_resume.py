@@ -106,7 +106,9 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
 
     before = {f.path.name: (f.done_file.stat().st_mtime_ns, len(f.attempts()))
               for f in _runs(out) if f.is_done}
-    midway = {f.path.name for f in _runs(out) if not f.is_done and len(f.rows()) >= 2}
+    committed = {job.name: _chunk_of(job) for job in _jobs(out)}
+    midway = {f.path.name for f in _runs(out) if not f.is_done and f.attempts()
+              and committed.get(f.attempts()[-1]["job"], -1) >= 1}
     assert midway
 
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
