@@ -388,6 +388,8 @@ class PopulationAgent(RewardAgent):
         b = self.biases[0] if bias is None else bias
         p, h, n_in = w.shape
         r = self._grouping(x.shape[0])
+        # the bias is added after the product on every path, so that a member's first layer is
+        # the same numbers whichever way its inputs come (per member, grouped or gathered)
         if r == 1:
             z = torch.bmm(x, w.transpose(1, 2), out=out)
         elif r is not None:
@@ -400,8 +402,7 @@ class PopulationAgent(RewardAgent):
             else:
                 z = z.reshape(p, batch, h)
         else:
-            xm = x.index_select(0, self._groups_index())
-            z = torch.bmm(xm, w.transpose(1, 2), out=out)
+            z = torch.bmm(x.index_select(0, self._groups_index()), w.transpose(1, 2), out=out)
         if b is not None:
             z.add_(b.unsqueeze(1))
         return z
@@ -428,6 +429,13 @@ class PopulationAgent(RewardAgent):
         """``W_k h + b_k`` for layer k >= 1 from per-member activities: (P, B, out)."""
         w = self.weights[k] if weight is None else weight
         b = self.biases[k] if weight is None else bias
+        return self._affine(h, w, b, out)
+
+    @staticmethod
+    def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                out: torch.Tensor | None) -> torch.Tensor:
+        """``h w^T + b`` per member, one batched product (also for a population of one: plain
+        2-D products measured no faster, and one code path keeps member p = the single run)."""
         if b is None:
             return torch.bmm(h, w.transpose(1, 2), out=out)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), out=out)

@@ -43,6 +43,20 @@ def loss_numpy(actions: np.ndarray, targets: np.ndarray, readout: Readout) -> np
     return 0.5 * np.einsum("...i,...i->...", diff, diff)
 
 
+def loss_in_place(out: np.ndarray, targets: np.ndarray, readout: Readout) -> np.ndarray:
+    """:func:`loss_numpy` on a float64 array the caller owns, overwritten on the way.
+
+    The same operations in the same order (so the same numbers), without the temporaries: a
+    population scores P x B answers per step.
+    """
+    if readout == "softmax":
+        out -= out.max(axis=-1, keepdims=True)
+        np.exp(out, out=out)
+        out /= out.sum(axis=-1, keepdims=True)
+    out -= targets
+    return 0.5 * np.einsum("...i,...i->...", out, out)
+
+
 def loss_torch(actions: torch.Tensor, targets: torch.Tensor, readout: Readout) -> torch.Tensor:
     """Per-sample loss, differentiable; same formula as :func:`loss_numpy`."""
     import torch  # only the oracle needs torch; the environments must not load it

@@ -211,8 +211,8 @@ def test_member_continues_like_the_single_run() -> None:
     member.set_env(make_env("linear"))
     single = make_agent("np", make_env("linear"), learning_rate=2e-3, seed=1, **shared)
     single.learn(160)
-    np.testing.assert_allclose(flat_weights(member.network), flat_weights(single.network),
-                               rtol=1e-12)
+    diff = relative_difference(flat_weights(member.network), flat_weights(single.network))
+    assert diff < 1e-9
 
 
 def test_plugin_without_population_runs_members_in_turn() -> None:

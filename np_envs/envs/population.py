@@ -48,7 +48,7 @@ import numpy as np
 
 from np_envs.envs.core import RewardOnlyVectorEnv
 from np_envs.envs.stream import SampleStream
-from np_envs.losses import loss_numpy, readout_numpy
+from np_envs.losses import loss_in_place
 
 STATE_VERSION = 1
 
@@ -143,6 +143,7 @@ class PopulationEnv:
         self._targets: np.ndarray | None = None  # (G, B, target_dim), float64
         self._epochs: np.ndarray | None = None  # (G, B), int64
         self._evals_done = 0
+        self._obs_shape = (self.num_groups, self.num_envs, self.obs_dim)
 
     @property
     def unwrapped(self) -> PopulationEnv:
@@ -157,13 +158,18 @@ class PopulationEnv:
 
     def _start(self) -> np.ndarray:
         """Draw each group's next batch; one contiguous (G, B, obs_dim) array for all groups."""
-        batches = [stream.next(self.num_envs) for stream in self.streams]
         if self.num_groups == 1:  # a view, no copy
-            self._obs = batches[0].inputs[None]
-            self._targets = batches[0].targets[None]
-            self._epochs = batches[0].epochs[None]
+            batch = self.streams[0].next(self.num_envs)
+            self._obs = batch.inputs[None]
+            self._targets = batch.targets[None]
+            self._epochs = batch.epochs[None]
         else:
-            self._obs = np.stack([batch.inputs for batch in batches])
+            # each stream writes its batch straight into a new (G, B, obs) array: one copy of
+            # the inputs, not two (a gather, then a stack)
+            obs = np.empty(self._obs_shape, self.single_observation_space.dtype)
+            batches = [stream.next(self.num_envs, out=obs[g])
+                       for g, stream in enumerate(self.streams)]
+            self._obs = obs
             self._targets = np.stack([batch.targets for batch in batches])
             self._epochs = np.stack([batch.epochs for batch in batches])
         self._evals_done = 0
@@ -227,8 +233,8 @@ class PopulationEnv:
         finite_actions = np.isfinite(actions).all(axis=(1, 2))
         # a diverged member's NaN/inf must not warn or spill over: rows are scored independently
         with np.errstate(invalid="ignore", over="ignore"):
-            out = readout_numpy(actions.astype(np.float64, copy=False), self.readout)
-            losses = loss_numpy(out, targets, "linear")  # out is already read out
+            # a float64 copy of the answers, read out and compared in place
+            losses = loss_in_place(actions.astype(np.float64), targets, self.readout)
         losses[~finite_actions] = np.nan
         info: dict[str, Any] = {
             "epoch": self._epochs,

@@ -42,7 +42,9 @@ class SampleStream:
     def restart(self, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
-    def next(self, count: int) -> Batch:
+    def next(self, count: int, out: np.ndarray | None = None) -> Batch:
+        """The next ``count`` elements; ``out`` (count, obs_dim) receives the inputs if given
+        (a population writes each stream's batch straight into its (G, B, obs) array)."""
         raise NotImplementedError
 
     def clone(self) -> SampleStream:
@@ -140,7 +142,7 @@ class DatasetStream(SampleStream):
         fixed = state["fixed_order"]
         self._fixed_order = None if fixed is None else np.asarray(fixed).copy()
 
-    def next(self, count: int) -> Batch:
+    def next(self, count: int, out: np.ndarray | None = None) -> Batch:
         start = self._position
         first_epoch, offset = divmod(start, self.size)
         if offset + count <= self.size:  # the common case: one epoch, one slice
@@ -154,7 +156,8 @@ class DatasetStream(SampleStream):
                 mask = epochs == epoch
                 rows[mask] = self._order(int(epoch))[offsets[mask]]
         self._position = start + count
-        return Batch(self.inputs[rows], self.targets[rows], epochs, np.asarray(rows, np.int64))
+        inputs = self.inputs[rows] if out is None else np.take(self.inputs, rows, axis=0, out=out)
+        return Batch(inputs, self.targets[rows], epochs, np.asarray(rows, np.int64))
 
 
 class TeacherStream(SampleStream):
@@ -176,8 +179,11 @@ class TeacherStream(SampleStream):
     def restart(self, rng: np.random.Generator) -> None:
         self._rng = rng
 
-    def next(self, count: int) -> Batch:
+    def next(self, count: int, out: np.ndarray | None = None) -> Batch:
         inputs = self._rng.standard_normal((count, self.obs_dim)).astype(self.obs_dtype)
+        if out is not None:
+            out[...] = inputs
+            inputs = out
         targets = inputs.astype(np.float64) @ self.teacher.T
         if self.sigma_t > 0.0:
             targets += self.sigma_t * self._rng.standard_normal((count, self.target_dim))
