@@ -1,13 +1,29 @@
-"""The learning rules themselves on the linear student-teacher task, to set beside the theory.
+"""The learning rules on the linear student-teacher task, as a configuration of the engine.
 
 The paper's linear panels compare the mean-field map (np_envs/theory.py) with simulated runs:
 plain NP (Figs. 1A, 3A, 3B), SGD on the same stream (Fig. 2), NP with every hidden neuron's
 incoming weights held at a fixed norm (Fig. 3D), and first passages of the error through a
-threshold (training time, Fig. 2; return to the initial error, Fig. 3B). One function runs them
-all, so that every panel draws the same numbers in the same order.
+threshold (training time, Fig. 2; return to the initial error, Fig. 3B).
 
-Everything is float64 and one sample per step, as in the authors' linear runs (paper/NOTES.md);
-torch does the in-place rank-one updates.
+There is no learning loop here. A run is the product's agent (``np``, ``wn-np`` with
+``normalize="first"``, or ``sgd``) with ``hidden_sizes=(Lh,)``, ``activation="linear"``,
+``bias=False``, ``dtype="float64"`` and ``sigma=1e-6`` on ``NPLinearTeacher-v0`` (float64, one
+sample per step), trained by the population engine (agents/population.py). A grid of seeds x
+learning rates is ONE population: one batched program, members that share a seed share the data
+stream. This module only cuts training into chunks that end at the record steps, measures
+``eps = ||W2 W1 - A||^2 / (Lx Ly)`` and ``a = ||W1||^2 / (Lx Lh^(1/3))`` for every member at
+once from ``agent.weights`` and the env's teacher, and freezes members that are finished
+(an early stop, or divergence); it stops when every member is.
+
+What a seed means (the engine's convention): the student's initial weights, the perturbation
+noise and the data stream (inputs and teacher noise). The teacher ``A`` is the environment's,
+drawn from ``teacher_seed`` (``TEACHER_SEED``, a seed no member uses) and shared by every
+member of a population, so seed-means are conditional on that one teacher. Draws: W1 and W2 are the
+engine's Xavier-Glorot normal draw, the distribution NOTES.md gives (``init_scale`` r multiplies
+W1's variance, i.e. ``init_scales=(sqrt(r), 1)``).
+
+Everything here is imported lazily: ``np_envs.theory`` imports this module and must not pay for
+torch or the agents.
 """
 
 from __future__ import annotations
@@ -27,7 +43,15 @@ from np_envs._checks import (
     check_sizes,
 )
 
-__all__ = ["LinearRun", "simulate_linear", "simulate_linear_np", "LINEAR_SIGMA", "DIVERGED_FACTOR"]
+__all__ = [
+    "LinearRun",
+    "simulate_linear",
+    "simulate_linear_grid",
+    "simulate_linear_np",
+    "LINEAR_SIGMA",
+    "DIVERGED_FACTOR",
+    "TEACHER_SEED",
+]
 
 #: Perturbation amplitude of the authors' linear runs (NOTES.md): small enough for the finite
 #: difference to be a directional derivative, large enough for float64.
@@ -37,6 +61,13 @@ LINEAR_SIGMA = 1e-6
 #: perturbation (l~ == l), so the weights freeze at a huge error that never reaches inf.
 DIVERGED_FACTOR = 1e10
 RULES = ("np", "sgd")
+ENV_ID = "NPLinearTeacher-v0"
+#: The teacher's seed: one no member uses. NPLinearTeacher-v0 draws the teacher with
+#: ``default_rng(teacher_seed)`` and a stream reset with seed s with the same construction, so a
+#: member whose seed equals the teacher's sees the teacher's rows (scaled) as its first Ly
+#: inputs; that biases the error down (at Lx=100, Lh=300, 0.8 eta*: eps(250)/map 0.86 against
+#: 0.91 without the collision, 48 seeds).
+TEACHER_SEED = 1_000_000
 
 
 @dataclass
@@ -75,6 +106,182 @@ def _optional_threshold(name: str, value: float | None) -> float | None:
     return None if value is None else check_positive(name, value)
 
 
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def simulate_linear_grid(
+    Lx: int,
+    Lh: int,
+    Ly: int,
+    learning_rates: Sequence[float],
+    steps: int,
+    *,
+    seeds: Sequence[int] = (0,),
+    rule: str = "np",
+    sigma_t: float = 0.0,
+    teacher_seed: int = TEACHER_SEED,
+    record_every: int = 100,
+    record_steps: Sequence[int] | None = None,
+    sigma: float = LINEAR_SIGMA,
+    init_scale: float = 1.0,
+    normalize_w1: bool = False,
+    stop_below: float | None = None,
+    stop_above: float | None = None,
+    device: str = "cpu",
+) -> list[list[LinearRun]]:
+    """Every seed x learning rate on the teacher y* = A x + sigma_t zeta, as one population.
+
+    Returns ``runs[i][j]``: learning rate i, seed j (the layout the panels slice). Member
+    ``(seed, lr)`` is exactly ``simulate_linear(..., learning_rate=lr, seed=seed)``: the engine
+    gives each member its own weights, noise and data stream from its seed; members sharing a
+    seed see the same inputs (paired comparisons across rates). All members share the teacher
+    ``A`` (``teacher_seed``, which must differ from every member's seed: see
+    ``TEACHER_SEED``).
+
+    ``rule="np"``: the engine's ``np`` (``wn-np`` with ``normalize="first"`` when
+    ``normalize_w1``: after each step, and once before the first, every row of W1 is rescaled to
+    its initial RMS sqrt(2 r/(Lx+Lh)), which holds ||W1|| and a; Fig. 3D). ``rule="sgd"``: the
+    engine's SGD oracle on the revealed targets, one evaluation per input.
+
+    a and eps are measured at step 0, every ``record_every`` steps (or at the sorted
+    ``record_steps``) and at ``steps``; eps only there, since W2 W1 costs O(Lx Lh Ly) while a
+    step costs O(Lh (Lx + Ly)). ``stop_below`` / ``stop_above`` end a member at the first record
+    with eps <= / > the value, so the records set the resolution of these first passages. An
+    error past ``DIVERGED_FACTOR`` times the member's initial value, or non-finite answers (the
+    engine freezes such a member at once), end it as diverged. An ended member is frozen
+    (``agent.freeze``); the population stops when every member has ended.
+    """
+    Lx, Lh, Ly = check_sizes(Lx, Lh, Ly)
+    rates = [check_positive("learning_rate", lr) for lr in learning_rates]
+    seed_list = [_check_seed(s) for s in seeds]
+    if not rates or not seed_list:
+        raise ValueError("learning_rates and seeds must be non-empty")
+    if len(set(seed_list)) != len(seed_list):
+        raise ValueError(f"seeds must be distinct, got {seed_list}")
+    steps = check_count("steps", steps)
+    sigma_t = check_nonnegative("sigma_t", sigma_t)
+    teacher_seed = _check_seed(teacher_seed)
+    if teacher_seed in seed_list:
+        raise ValueError(
+            f"teacher_seed {teacher_seed} is also a member's seed: that member's first inputs "
+            "would be the teacher's rows (the env draws both with the same generator)"
+        )
+    record_every = check_size("record_every", record_every)
+    sigma = check_positive("sigma", sigma)
+    r = check_positive("init_scale", init_scale)
+    stop_below = _optional_threshold("stop_below", stop_below)
+    stop_above = _optional_threshold("stop_above", stop_above)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if normalize_w1 and rule != "np":
+        raise ValueError("normalize_w1 is weight-normalised NP (wn-np); rule must be 'np'")
+    record_at = _record_steps(steps, record_every, record_steps)
+
+    import gymnasium as gym  # local: keep np_envs.theory free of torch and the agents
+    import torch
+
+    import np_envs  # noqa: F401  (registers the environments)
+    from agents import make_agent
+    from agents.population import GroupLayout
+    from agents.populations import population_grid
+    from np_envs.envs.population import PopulationEnv
+
+    members = population_grid(seed_list, rates)  # seed-major: p = seed index * R + rate index
+    P, R = len(members["seed"]), len(rates)
+    sgd = rule == "sgd"
+    template = gym.make_vec(
+        ENV_ID, num_envs=1, Lx=Lx, Ly=Ly, sigma_t=sigma_t, teacher_seed=teacher_seed,
+        dtype="float64", evals_per_input=1 if sgd else 2, reveal_target=sgd,
+    )
+    # always the population env, also for one member: a member whose answers turn inf is then
+    # frozen and reported (the ordinary env would raise on them)
+    env = PopulationEnv(template, GroupLayout.from_seeds(members["seed"]).member_groups)
+    kwargs: dict = dict(
+        hidden_sizes=(Lh,), activation="linear", bias=False, dtype="float64", device=device,
+        init_scales=(math.sqrt(r), 1.0),
+        learning_rate=members["learning_rate"] if P > 1 else members["learning_rate"][0],
+        seed=members["seed"] if P > 1 else members["seed"][0],
+    )
+    name = "sgd"
+    if not sgd:
+        name = "wn-np" if normalize_w1 else "np"
+        kwargs["sigma"] = sigma
+        if normalize_w1:
+            kwargs["normalize"] = "first"
+    try:
+        agent = make_agent(name, env, **kwargs)
+        k = 1 if sgd else 2  # env steps per input
+        teacher = torch.as_tensor(np.asarray(env.unwrapped.teacher), dtype=torch.float64,
+                                  device=agent.device)
+        cbrt_lh = float(np.cbrt(float(Lh)))
+        n_rec = len(record_at)
+        a_rec = np.full((P, n_rec), np.nan)
+        eps_rec = np.full((P, n_rec), np.nan)
+
+        running = np.ones(P, dtype=bool)
+
+        def measure(i: int) -> np.ndarray:
+            """a and eps of every member; recorded for the members still running."""
+            with torch.no_grad():
+                W1, W2 = agent.weights[0], agent.weights[1]  # (P, Lh, Lx), (P, Ly, Lh)
+                a = (W1 * W1).sum(dim=(1, 2)).cpu().numpy() / (Lx * cbrt_lh)
+                D = torch.bmm(W2, W1).sub_(teacher)
+                e = (D * D).sum(dim=(1, 2)).cpu().numpy() / (Lx * Ly)
+            a_rec[running, i] = a[running]
+            eps_rec[running, i] = e[running]
+            return e
+
+        bound = DIVERGED_FACTOR * measure(0)
+        stopped = ["budget"] * P
+        last = [steps] * P
+        done = 0  # inputs seen by every running member
+        for i in range(1, n_rec):
+            agent.learn(k * (record_at[i] - done), reset_num_timesteps=(done == 0))
+            done = record_at[i]
+            e = measure(i)
+            for p in np.flatnonzero(running):
+                why = None
+                if not agent.active[p]:  # the engine froze it: non-finite answers
+                    why = "diverged"
+                    last[p] = int(agent.diverged_at[p] or 0) // k
+                elif not e[p] <= bound[p]:  # also catches nan
+                    why = "diverged"
+                elif stop_below is not None and e[p] <= stop_below:
+                    why = "below"
+                elif stop_above is not None and e[p] > stop_above:
+                    why = "above"
+                if why is None:
+                    continue
+                running[p] = False
+                stopped[p] = why
+                if why == "diverged":
+                    a_rec[p, i:] = np.inf
+                    eps_rec[p, i:] = np.inf
+                    if agent.active[p]:
+                        last[p] = done
+                else:
+                    last[p] = done
+                agent.freeze(int(p))
+            if not running.any():
+                break
+    finally:
+        env.close()
+        template.close()
+    recorded = np.asarray(record_at, dtype=np.int64)
+    runs: list[list[LinearRun]] = [[None] * len(seed_list) for _ in range(R)]  # type: ignore
+    for p in range(P):
+        si, ri = divmod(p, R)
+        params = dict(Lx=Lx, Lh=Lh, Ly=Ly, learning_rate=rates[ri], rule=rule, sigma_t=sigma_t,
+                      seed=seed_list[si], teacher_seed=teacher_seed,
+                      normalize_w1=bool(normalize_w1), engine=name)
+        runs[ri][si] = LinearRun(recorded.copy(), a_rec[p], eps_rec[p], stopped[p], last[p],
+                                 params)
+    return runs
+
+
 def simulate_linear(
     Lx: int,
     Lh: int,
@@ -85,6 +292,7 @@ def simulate_linear(
     rule: str = "np",
     sigma_t: float = 0.0,
     seed: int = 0,
+    teacher_seed: int = TEACHER_SEED,
     record_every: int = 100,
     record_steps: Sequence[int] | None = None,
     sigma: float = LINEAR_SIGMA,
@@ -96,119 +304,18 @@ def simulate_linear(
 ) -> LinearRun:
     """Train y = W2 W1 x on the teacher y* = A x + sigma_t zeta, one sample a step.
 
-    Teacher A ~ N(0, 2/(Lx+Ly)), student W1 ~ N(0, 2 r/(Lx+Lh)) (r = ``init_scale``),
-    W2 ~ N(0, 2/(Lh+Ly)), drawn from ``seed`` in that order; then each step draws one vector
-    holding x ~ N(0, I), zeta, xi1, xi2 (the same numbers for every rule and option).
-
-    ``rule="np"``: y~ = W2 (W1 x + sigma xi1) + sigma xi2, dl = l~ - l (l = 1/2 ||y - y*||^2),
-    W1 -= lr (dl/sigma) xi1 x^T, W2 -= lr (dl/sigma) xi2 h^T with h = W1 x clean.
-    ``rule="sgd"``: the exact gradient of l, both layers from the weights before the step.
-    ``normalize_w1``: after each step every row of W1 is rescaled to its initial RMS
-    sqrt(2 r/(Lx+Lh)) (NOTES.md's weight normalisation; Fig. 3D), which holds ||W1|| and a.
-
-    a and eps are measured at step 0, every ``record_every`` steps (or at the sorted
-    ``record_steps``) and at ``steps``; eps only there, since W2 W1 costs O(Lx Lh Ly) while a
-    step costs O(Lh (Lx + Ly)). ``stop_below`` / ``stop_above`` end the run at the first record
-    with eps <= / > the value, so the records set the resolution of these first passages. An
-    error past ``DIVERGED_FACTOR`` times its initial value, or a non-finite update, ends the run
-    as diverged.
+    A population of one of :func:`simulate_linear_grid` (see there for the rules, draws, records
+    and stops): teacher A ~ N(0, 2/(Lx+Ly)) from ``teacher_seed``, student W1 ~
+    N(0, 2 r/(Lx+Lh)) (r = ``init_scale``) and W2 ~ N(0, 2/(Lh+Ly)) from ``seed``.
     """
-    import torch  # local: np_envs.theory imports this module and must not pay for torch
-
-    Lx, Lh, Ly = check_sizes(Lx, Lh, Ly)
-    lr = check_positive("learning_rate", learning_rate)
-    steps = check_count("steps", steps)
-    sigma_t = check_nonnegative("sigma_t", sigma_t)
-    record_every = check_size("record_every", record_every)
-    sigma = check_positive("sigma", sigma)
-    r = check_positive("init_scale", init_scale)
-    stop_below = _optional_threshold("stop_below", stop_below)
-    stop_above = _optional_threshold("stop_above", stop_above)
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-
-    dev = torch.device(device)
-    dt = torch.float64
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
-
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen, dtype=dt, device=dev)
-
-    w1_std = math.sqrt(2.0 * r / (Lx + Lh))
-    A = randn(Ly, Lx) * math.sqrt(2.0 / (Lx + Ly))
-    W1 = randn(Lh, Lx) * w1_std
-    W2 = randn(Ly, Lh) * math.sqrt(2.0 / (Lh + Ly))
-    row_norm = w1_std * math.sqrt(Lx)  # ||row|| at RMS w1_std
-
-    record_at = _record_steps(steps, record_every, record_steps)
-    n_rec = len(record_at)
-    a_rec = np.full(n_rec, np.nan)
-    eps_rec = np.full(n_rec, np.nan)
-    cbrt_lh = float(np.cbrt(float(Lh)))
-
-    def measure(i: int) -> float:
-        a_rec[i] = float(torch.sum(W1 * W1)) / (Lx * cbrt_lh)
-        D = W2 @ W1 - A
-        eps_rec[i] = float(torch.sum(D * D)) / (Lx * Ly)
-        return eps_rec[i]
-
-    diverged_above = DIVERGED_FACTOR * measure(0)
-    nxt = 1
-    stopped = "budget"
-    last = 0
-    n_noise = Lx + Ly + Lh + Ly
-    with torch.no_grad():
-        for t in range(1, steps + 1):
-            # one draw per step for all the step's noise: fewer small-kernel calls
-            noise = randn(n_noise)
-            x = noise[:Lx]
-            target = A @ x
-            if sigma_t > 0.0:
-                target = target + sigma_t * noise[Lx : Lx + Ly]
-            h = W1 @ x
-            err = W2 @ h - target
-            if rule == "np":
-                xi1 = noise[Lx + Ly : Lx + Ly + Lh]
-                xi2 = noise[Lx + Ly + Lh :]
-                err_p = W2 @ (h + sigma * xi1) + sigma * xi2 - target
-                dl = 0.5 * (torch.dot(err_p, err_p) - torch.dot(err, err))
-                k = lr * float(dl) / sigma
-                if not math.isfinite(k):
-                    stopped = "diverged"
-                    break
-                W1.addr_(xi1, x, alpha=-k)
-                W2.addr_(xi2, h, alpha=-k)
-            else:
-                g1 = W2.T @ err  # before W2 changes
-                W2.addr_(err, h, alpha=-lr)
-                W1.addr_(g1, x, alpha=-lr)
-            if normalize_w1:
-                W1.mul_((row_norm / torch.linalg.vector_norm(W1, dim=1)).unsqueeze(1))
-            last = t
-            if t == record_at[nxt]:
-                e = measure(nxt)
-                nxt += 1
-                if not e <= diverged_above:  # also catches nan
-                    stopped = "diverged"
-                    break
-                if stop_below is not None and e <= stop_below:
-                    stopped = "below"
-                    break
-                if stop_above is not None and e > stop_above:
-                    stopped = "above"
-                    break
-                if nxt == n_rec:
-                    break
-    if stopped == "diverged":
-        first = nxt - 1 if not eps_rec[nxt - 1] <= diverged_above else nxt
-        a_rec[first:] = np.inf
-        eps_rec[first:] = np.inf
-    params = dict(Lx=Lx, Lh=Lh, Ly=Ly, learning_rate=lr, rule=rule, sigma_t=sigma_t,
-                  seed=int(seed), normalize_w1=bool(normalize_w1))
-    return LinearRun(np.asarray(record_at, dtype=np.int64), a_rec, eps_rec, stopped, last, params)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise ValueError(f"learning_rate must be a positive real number, got {learning_rate!r}")
+    return simulate_linear_grid(
+        Lx, Lh, Ly, [learning_rate], steps, seeds=[_check_seed(seed)], rule=rule,
+        sigma_t=sigma_t, teacher_seed=teacher_seed, record_every=record_every,
+        record_steps=record_steps, sigma=sigma, init_scale=init_scale,
+        normalize_w1=normalize_w1, stop_below=stop_below, stop_above=stop_above, device=device,
+    )[0][0]
 
 
 def simulate_linear_np(

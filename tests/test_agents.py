@@ -369,7 +369,7 @@ class RowRMS(BaseCallback):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_weight_normalisation_holds_row_rms(normalize: str, dtype: str) -> None:
     agent = small_agent("wn-np", hidden_sizes=(16, 8), normalize=normalize, dtype=dtype,
-                        init_scales=(10.0, 1.0, 1.0), learning_rate=2e-3, sigma=1e-3)
+                        init_scales=(10.0, 1.0, 1.0), learning_rate=2e-4, sigma=1e-3)
     assert agent.normalized_layers == ([0] if normalize == "first" else [0, 1, 2])
     check = RowRMS()
     before = weights(agent)

@@ -320,3 +320,17 @@ def test_a_corrupt_or_missing_data_file_stops_the_env_with_a_clear_error(tmp_pat
             gym.make("NPMNIST-v0", split="test")
     finally:
         clear_cache()
+
+
+def test_linear_teacher_is_independent_of_a_data_stream_with_the_same_seed() -> None:
+    """A run seeded like the teacher must not see the teacher's rows as its inputs (they once
+    shared one random stream: the first Ly inputs were the teacher's rows, rescaled)."""
+    env = gym.make_vec("NPLinearTeacher-v0", num_envs=10, Lx=100, Ly=10, teacher_seed=0)
+    obs, _ = env.reset(seed=0)
+    teacher = env.unwrapped.teacher
+    unit = teacher / np.linalg.norm(teacher, axis=1, keepdims=True)
+    cosines = np.abs((obs / np.linalg.norm(obs, axis=1, keepdims=True)) @ unit.T)
+    assert cosines.max() < 0.6, cosines.max()  # independent 100-d vectors: |cos| ~ 0.1
+    test_obs = gym.make_vec("NPLinearTeacher-v0", num_envs=10, Lx=100, Ly=10,
+                            split="test").reset(seed=0)[0]
+    assert not np.allclose(test_obs, obs)

@@ -1,9 +1,11 @@
 """Linear student-teacher runs for the paper's panels (Figs. 1A, 2, 3A, 3B, 3D).
 
-The simulation itself is the product's ``np_envs.linear_simulation.simulate_linear`` (NP or SGD,
-W1 row normalisation, early stopping on an error threshold). This module adds what only the
-panels need: process-parallel batches of runs, first passages read off the records, the map's
-first passages and Fig. 2's learning-rate search for the minimum training time.
+The simulation itself is the product's engine, configured by
+``np_envs.linear_simulation.simulate_linear_grid``: every seed x learning rate of a setting is one
+population of the ``np`` / ``wn-np`` / ``sgd`` agent on ``NPLinearTeacher-v0``. This module adds
+what only the panels need: independent populations (other sizes or rules) spread over
+processes, first passages read off the records, the map's first passages and Fig. 2's
+learning-rate search for the minimum training time.
 """
 
 from __future__ import annotations
@@ -15,55 +17,56 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from np_envs import theory
-from np_envs.linear_simulation import LinearRun, simulate_linear
+from np_envs.linear_simulation import LinearRun, simulate_linear_grid
 
 __all__ = [
     "LinearRun",
-    "simulate",
+    "simulate_grid",
+    "run_grids",
     "first_passage",
     "theory_first_passage",
     "theory_min_time_np",
     "theory_return_time",
     "sgd_min_time_theory",
     "min_training_time",
-    "run_many",
 ]
 
 
-def simulate(*args, threads: int | None = 1, **kwargs) -> LinearRun:
-    """``simulate_linear`` with torch's (process-wide) thread count set first.
+def simulate_grid(*args, threads: int | None = 1, **kwargs) -> list[list[LinearRun]]:
+    """``simulate_linear_grid`` (``runs[rate][seed]``) with torch's thread count set first.
 
-    One thread is fastest at these sizes; on a shared 2-core machine two threads were 5-50x
-    slower per step (spinning on a busy core).
+    One torch thread: at these sizes a step is a handful of small products, and on a shared
+    2-core machine a second thread spins on a busy core (the engine may still draw its noise on
+    a worker thread).
     """
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    return simulate_linear(*args, **kwargs)
+    return simulate_linear_grid(*args, **kwargs)
 
 
-def _simulate_kwargs(kwargs: dict) -> LinearRun:
-    return simulate(**kwargs)
+def _simulate_kwargs(kwargs: dict) -> list[list[LinearRun]]:
+    return simulate_grid(**kwargs)
 
 
-def run_many(jobs: Sequence[dict], workers: int = 1) -> list[LinearRun]:
-    """Run :func:`simulate` for each kwargs dict, in a process pool when ``workers`` > 1.
+def run_grids(specs: Sequence[dict], workers: int = 1) -> list[list[list[LinearRun]]]:
+    """Run :func:`simulate_grid` for each kwargs dict (one population each).
 
-    Each worker uses one torch thread: at these sizes a step is a handful of small kernels, so
-    two processes beat two threads on a 2-core machine.
+    Populations of different sizes or rules are independent programs: with ``workers`` > 1 they
+    run in a process pool. A single population always runs in one process.
     """
-    jobs = [dict(j) for j in jobs]
-    if workers <= 1 or len(jobs) <= 1:
-        return [simulate(**j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_simulate_kwargs, jobs))
+    specs = [dict(s) for s in specs]
+    if workers <= 1 or len(specs) <= 1:
+        return [simulate_grid(**s) for s in specs]
+    with ProcessPoolExecutor(max_workers=min(workers, len(specs))) as pool:
+        return list(pool.map(_simulate_kwargs, specs))
 
 
 def first_passage(steps: np.ndarray, eps: np.ndarray, target: float) -> float:
     """Step at which eps first falls to ``target``, interpolated in log eps between records.
 
-    inf if it never does. Records are where eps was measured (``simulate``), so this is exact
+    inf if it never does. Records are where eps was measured (``simulate_grid``), so this is exact
     to within one record interval.
     """
     below = np.flatnonzero(np.asarray(eps) <= target)
@@ -131,7 +134,7 @@ def theory_return_time(
     return math.inf
 
 
-def min_training_time(
+def min_training_time_spec(
     Lx: int,
     Lh: int,
     Ly: int,
@@ -142,38 +145,46 @@ def min_training_time(
     seeds: Sequence[int],
     max_steps: int,
     check_every: int,
-    workers: int = 1,
 ) -> dict:
-    """Minimum over ``learning_rates`` of the seed-mean steps for eps to reach ``target``.
+    """The population of :func:`min_training_time`: every rate x seed, stopped at the target or
+    once the error has doubled from its start (it will not come back)."""
+    return dict(
+        Lx=Lx,
+        Lh=Lh,
+        Ly=Ly,
+        learning_rates=[float(lr) for lr in learning_rates],
+        steps=max_steps,
+        seeds=[int(s) for s in seeds],
+        rule=rule,
+        record_every=check_every,
+        stop_below=target,
+        stop_above=2.0 * theory.initial_order_parameters(Lx, Lh, Ly)["eps0"] + 0.05,
+    )
 
-    A rate counts only if every seed reaches the target within ``max_steps``. Returns
-    ``{"time", "learning_rate", "per_rate": {lr: mean steps or inf}}``. Runs stop at the target
-    or once the error has doubled from its start (it will not come back).
+
+def min_time_result(runs: list[list[LinearRun]], learning_rates: Sequence[float],
+                    target: float) -> dict:
+    """Minimum over rates of the seed-mean steps for eps to reach ``target``.
+
+    A rate counts only if every seed reaches the target within the budget. Returns
+    ``{"time", "learning_rate", "per_rate": {lr: mean steps or inf}}``.
     """
-    jobs = []
-    for lr in learning_rates:
-        for s in seeds:
-            jobs.append(
-                dict(
-                    Lx=Lx,
-                    Lh=Lh,
-                    Ly=Ly,
-                    learning_rate=float(lr),
-                    steps=max_steps,
-                    rule=rule,
-                    seed=int(s),
-                    record_every=check_every,
-                    stop_below=target,
-                    stop_above=2.0 * theory.initial_order_parameters(Lx, Lh, Ly)["eps0"] + 0.05,
-                )
-            )
-    runs = run_many(jobs, workers)
     per_rate: dict[float, float] = {}
-    for i, lr in enumerate(learning_rates):
-        ts = [
-            first_passage(r.steps, r.eps, target)
-            for r in runs[i * len(seeds) : (i + 1) * len(seeds)]
-        ]
+    for lr, group in zip(learning_rates, runs, strict=True):
+        ts = [first_passage(r.steps, r.eps, target) for r in group]
         per_rate[float(lr)] = float(np.mean(ts)) if all(math.isfinite(t) for t in ts) else math.inf
     best_lr = min(per_rate, key=per_rate.get)
     return {"time": per_rate[best_lr], "learning_rate": best_lr, "per_rate": per_rate}
+
+
+def min_training_time(Lx: int, Lh: int, Ly: int, *, rule: str, target: float,
+                      learning_rates: Sequence[float], seeds: Sequence[int], max_steps: int,
+                      check_every: int) -> dict:
+    """Minimum over ``learning_rates`` of the seed-mean steps for eps to reach ``target``.
+
+    One population (every rate x seed); see :func:`min_time_result` for the result.
+    """
+    spec = min_training_time_spec(Lx, Lh, Ly, rule=rule, target=target,
+                                  learning_rates=learning_rates, seeds=seeds,
+                                  max_steps=max_steps, check_every=check_every)
+    return min_time_result(simulate_grid(**spec), learning_rates, target)

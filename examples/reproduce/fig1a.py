@@ -37,27 +37,18 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoints = [c for c in CHECKPOINTS if c <= args.steps]
     rec = sorted(set(rec) | set(checkpoints))
 
-    jobs = [
-        dict(
-            Lx=Lx,
-            Lh=Lh,
-            Ly=Ly,
-            learning_rate=r * eta_star,
-            steps=args.steps,
-            seed=s,
-            record_steps=rec,
-        )
-        for r in args.ratios
-        for s in range(args.seeds)
-    ]
-    runs = L.run_many(jobs, args.workers)
+    # every rate x seed is one population of the engine's NP agent
+    runs = L.simulate_grid(
+        Lx, Lh, Ly, [r * eta_star for r in args.ratios], args.steps,
+        seeds=list(range(args.seeds)), record_steps=rec,
+    )
 
     plt = C.setup_plot()
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     rows, results = [], {"eta_star": eta_star, "ratios": {}}
     notes, times = [], []
     for i, r in enumerate(args.ratios):
-        group = runs[i * args.seeds : (i + 1) * args.seeds]
+        group = runs[i]
         steps = group[0].steps
         sim = C.seed_mean([g.eps for g in group])
         _, th_eps = theory.mean_field_trajectory(Lx, Lh, Ly, r * eta_star, args.steps)

@@ -62,43 +62,42 @@ def add_options(p) -> None:
 
 
 def sweep(args, sizes: list[tuple[int, int]], label: str) -> tuple[list[dict], dict]:
-    """Minimum training times of NP and SGD (simulated and theory) for each (Lh, Ly)."""
+    """Minimum training times of NP and SGD (simulated and theory) for each (Lh, Ly).
+
+    Per size and rule, every rate x seed is one population of the engine's agent; the
+    populations of all sizes run spread over ``--workers`` processes.
+    """
     Lx, tg = args.Lx, args.target
-    rows = []
     fine = np.geomspace(0.3, 1.3, 81)
+    seeds = list(range(args.seeds))
+    plans, specs = [], []
     for Lh, Ly in sizes:
         eta_star = theory.critical_learning_rate(Lx, Lh, Ly)
         sgd_opt = theory.sgd_optimal_learning_rate(Lx, Lh, Ly)
         eps0 = theory.initial_order_parameters(Lx, Lh, Ly)["eps0"]
-        seeds = list(range(args.seeds))
         th_np, th_ratio = L.theory_min_time_np(Lx, Lh, Ly, tg, fine, args.np_max_steps)
         th_sgd = L.sgd_min_time_theory(Lx, eps0, tg)
         # a rate slower than BUDGET x the theory's minimum cannot be the fastest: stop it there
         np_budget = int(min(args.np_max_steps, BUDGET * th_np))
-        npr = L.min_training_time(
-            Lx,
-            Lh,
-            Ly,
-            rule="np",
-            target=tg,
-            learning_rates=[r * eta_star for r in args.np_ratios],
-            seeds=seeds,
-            max_steps=np_budget,
-            check_every=max(1, Lx * Ly // 40),
-            workers=args.workers,
-        )
-        sgd = L.min_training_time(
-            Lx,
-            Lh,
-            Ly,
-            rule="sgd",
-            target=tg,
-            learning_rates=[r * sgd_opt for r in args.sgd_ratios],
-            seeds=seeds,
-            max_steps=int(min(args.sgd_max_steps, 2 * BUDGET * th_sgd)),
-            check_every=1,
-            workers=args.workers,
-        )
+        np_rates = [r * eta_star for r in args.np_ratios]
+        sgd_rates = [r * sgd_opt for r in args.sgd_ratios]
+        specs.append(L.min_training_time_spec(
+            Lx, Lh, Ly, rule="np", target=tg, learning_rates=np_rates, seeds=seeds,
+            max_steps=np_budget, check_every=max(1, Lx * Ly // 40),
+        ))
+        specs.append(L.min_training_time_spec(
+            Lx, Lh, Ly, rule="sgd", target=tg, learning_rates=sgd_rates, seeds=seeds,
+            max_steps=int(min(args.sgd_max_steps, 2 * BUDGET * th_sgd)), check_every=1,
+        ))
+        plans.append((Lh, Ly, eta_star, sgd_opt, eps0, th_np, th_ratio, th_sgd, np_budget,
+                      np_rates, sgd_rates))
+    grids = L.run_grids(specs, args.workers)
+    rows = []
+    for i, plan in enumerate(plans):
+        (Lh, Ly, eta_star, sgd_opt, eps0, th_np, th_ratio, th_sgd, np_budget, np_rates,
+         sgd_rates) = plan
+        npr = L.min_time_result(grids[2 * i], np_rates, tg)
+        sgd = L.min_time_result(grids[2 * i + 1], sgd_rates, tg)
         row = dict(
             Lh=Lh,
             Ly=Ly,

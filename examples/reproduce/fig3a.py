@@ -41,28 +41,34 @@ def main(argv: list[str] | None = None) -> dict:
     def steps_for(r: float) -> int:
         return args.steps * 10 if (args.paper and r < SLOW_RATIO) else args.steps
 
-    jobs = [
+    # one population per step budget (with --paper the slow rates run ten times longer)
+    budgets = sorted({steps_for(r) for r in args.ratios})
+    specs = [
         dict(
             Lx=Lx,
             Lh=Lh,
             Ly=Ly,
-            learning_rate=r * eta_star,
-            steps=steps_for(r),
-            seed=s,
+            learning_rates=[r * eta_star for r in args.ratios if steps_for(r) == n],
+            steps=n,
+            seeds=list(range(args.seeds)),
             sigma_t=st,
-            record_steps=C.log_steps(steps_for(r), 300),
+            record_steps=C.log_steps(n, 300),
             stop_above=STOP_FACTOR * eps0,
         )
-        for r in args.ratios
-        for s in range(args.seeds)
+        for n in budgets
     ]
-    runs = L.run_many(jobs, args.workers)
+    grids = L.run_grids(specs, args.workers)
+    by_ratio = {}
+    for n, grid in zip(budgets, grids, strict=True):
+        for r, group in zip([r for r in args.ratios if steps_for(r) == n], grid, strict=True):
+            by_ratio[r] = group
+    runs = [by_ratio[r] for r in args.ratios]
 
     plt = C.setup_plot()
     fig, (ax_p, ax_t) = plt.subplots(1, 2, figsize=(8, 3.2))
     rows, results = [], {"eta_star": eta_star, "eps0": eps0, "ratios": {}}
     for i, r in enumerate(args.ratios):
-        group = runs[i * args.seeds : (i + 1) * args.seeds]
+        group = runs[i]
         steps = group[0].steps
         eps = C.seed_mean([g.eps for g in group])
         a = C.seed_mean([g.a for g in group])

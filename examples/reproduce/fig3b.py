@@ -39,26 +39,15 @@ def main(argv: list[str] | None = None) -> dict:
     eps0 = theory.initial_order_parameters(Lx, Lh, Ly)["eps0"]
     rec = C.log_steps(args.steps, 400)
     horizon = min(10**7, 20 * args.steps)  # theory lines are iterated this far (pure Python)
-    jobs = [
-        dict(
-            Lx=Lx,
-            Lh=Lh,
-            Ly=Ly,
-            learning_rate=r * eta_star,
-            steps=args.steps,
-            seed=s,
-            sigma_t=st,
-            record_steps=rec,
-            stop_above=1.2 * eps0,
-        )
-        for r in args.ratios
-        for s in range(args.seeds)
-    ]
-    runs = L.run_many(jobs, args.workers)
+    # every rate x seed is one population of the engine's NP agent
+    runs = L.simulate_grid(
+        Lx, Lh, Ly, [r * eta_star for r in args.ratios], args.steps,
+        seeds=list(range(args.seeds)), sigma_t=st, record_steps=rec, stop_above=1.2 * eps0,
+    )
 
     rows = []
     for i, r in enumerate(args.ratios):
-        group = runs[i * args.seeds : (i + 1) * args.seeds]
+        group = runs[i]
         steps = group[0].steps
         eps = C.seed_mean([np.where(np.isnan(g.eps), np.inf, g.eps) for g in group])
         # the minimum counts only if the error has risen after it within the budget

@@ -38,34 +38,34 @@ def main(argv: list[str] | None = None) -> dict:
     run = C.Run("fig3d", args)
     Lx, Ly, st = args.Lx, args.Ly, args.sigma_t
     rec = C.log_steps(args.steps, 200)
-    jobs, keys = [], []
+    # one population (the seeds) per width and rule: plain NP, and wn-np normalising W1
+    specs, keys = [], []
     for Lh in args.widths:
         lr = args.ratio * theory.critical_learning_rate(Lx, Lh, Ly)
         eps0 = theory.initial_order_parameters(Lx, Lh, Ly)["eps0"]
         for norm in (False, True):
             keys.append((Lh, norm))
-            for s in range(args.seeds):
-                jobs.append(
-                    dict(
-                        Lx=Lx,
-                        Lh=Lh,
-                        Ly=Ly,
-                        learning_rate=lr,
-                        steps=args.steps,
-                        seed=s,
-                        sigma_t=st,
-                        normalize_w1=norm,
-                        record_steps=rec,
-                        stop_above=STOP_FACTOR * eps0,
-                    )
+            specs.append(
+                dict(
+                    Lx=Lx,
+                    Lh=Lh,
+                    Ly=Ly,
+                    learning_rates=[lr],
+                    steps=args.steps,
+                    seeds=list(range(args.seeds)),
+                    sigma_t=st,
+                    normalize_w1=norm,
+                    record_steps=rec,
+                    stop_above=STOP_FACTOR * eps0,
                 )
-    runs = L.run_many(jobs, args.workers)
+            )
+    runs = [grid[0] for grid in L.run_grids(specs, args.workers)]
 
     plt = C.setup_plot()
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     rows, results = [], {}
     for i, (Lh, norm) in enumerate(keys):
-        group = runs[i * args.seeds : (i + 1) * args.seeds]
+        group = runs[i]
         steps = group[0].steps
         eps = C.seed_mean([g.eps for g in group])
         risen = [g.stopped in ("above", "diverged") for g in group]

@@ -15,13 +15,21 @@ import numpy as np
 from np_envs.envs.core import RewardOnlyEnv, RewardOnlyVectorEnv, check_split
 from np_envs.envs.stream import DatasetStream, SampleStream, TeacherStream
 
-TEST_SEED_OFFSET = 1_000_003  # keeps the held-out inputs independent of the teacher's entries
+#: spawn keys of the teacher's and the held-out inputs' random streams. A training stream seeded
+#: with ``s`` (``reset(seed=s)``) uses ``SeedSequence(s)`` with no spawn key, so neither can ever
+#: coincide with it: with one shared construction, a run whose seed equalled ``teacher_seed``
+#: saw the teacher's own rows as its first inputs (about 6 % lower error early on, measured).
+TEACHER_STREAM, TEST_STREAM = (0x7EAC, 1), (0x7EAC, 2)
+
+
+def _rng(seed: int, stream: tuple[int, int]) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=stream))
 
 
 def make_teacher(Lx: int, Ly: int, teacher_seed: int) -> np.ndarray:
     """The teacher matrix ``A`` of shape ``(Ly, Lx)``, entries ``N(0, 2/(Lx+Ly))``."""
-    rng = np.random.default_rng(teacher_seed)
-    return rng.normal(0.0, np.sqrt(2.0 / (Lx + Ly)), size=(Ly, Lx))
+    return _rng(teacher_seed, TEACHER_STREAM).normal(0.0, np.sqrt(2.0 / (Lx + Ly)),
+                                                      size=(Ly, Lx))
 
 
 def linear_teacher_stream(
@@ -44,7 +52,7 @@ def linear_teacher_stream(
     teacher = make_teacher(int(Lx), int(Ly), teacher_seed)
     if split == "train":
         return TeacherStream(teacher, sigma_t, np.dtype(dtype)), teacher
-    rng = np.random.default_rng(teacher_seed + TEST_SEED_OFFSET)
+    rng = _rng(teacher_seed, TEST_STREAM)
     inputs = rng.standard_normal((int(test_size), int(Lx))).astype(dtype)
     targets = inputs.astype(np.float64) @ teacher.T
     return DatasetStream(inputs, targets, shuffle="none", obs_dtype=np.dtype(dtype)), teacher
