@@ -140,7 +140,7 @@ def readable_ticks(ax: Any) -> None:
             ticks = log_ticks(lo, hi)
         elif scale == "symlog":
             thr = axis.get_transform().linthresh
-            ticks = ([0.0] if lo <= 0 <= hi else []) + log_ticks(max(lo, thr), hi, 2)
+            ticks = ([0.0] if lo <= 0 <= hi else []) + log_ticks(max(lo, thr), hi, 3)
         else:
             continue
         if not ticks:
@@ -203,6 +203,18 @@ def diverged_handle() -> Any:
     from matplotlib.lines import Line2D
 
     return Line2D([], [], color="white", mfc="gray", label="diverged", **DIVERGED_MARKER)
+
+
+def start_handle() -> Any:
+    """The legend key of a run's first point (an open circle), so the key shows the symbol."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="gray", marker="o", ms=6, mfc="none", ls="none", label="start")
+
+
+def outside_legend(ax: Any, extra: Sequence[Any] = ()) -> None:
+    """The legend right of the axes: long keys never cover a curve (``save`` keeps it)."""
+    legend(ax, extra, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def style_handle(ls: str, label: str) -> Any:
@@ -363,6 +375,7 @@ def error_vs_norm(rows: Sequence[dict[str, Any]], metric: str, path: Path,
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     labels: dict[str, str] = {}
+    any_div = False
     for run_rows in rows_by_run(rows).values():
         label = _label(run_rows)
         col = labels.setdefault(label, color(len(labels)))
@@ -374,14 +387,16 @@ def error_vs_norm(rows: Sequence[dict[str, Any]], metric: str, path: Path,
                     label=label if label not in ax.get_legend_handles_labels()[1] else None)
             ax.plot(xs[0], ys[0], color=col, marker="o", ms=6, mfc="none")
             if run_rows[-1].get("diverged"):
+                any_div = True
                 mark_diverged(ax, [(xs[-1], ys[-1])], col)
     log_axis(ax, "x")
     log_axis(ax, "y")
     ax.set_xlabel("squared norm of the input weights ||W1||^2")
     ax.set_ylabel(error_label(metric))
     ax.set_title("test error vs input-weight norm")
-    legend(ax, [style_handle("none", "open circle: start")])
-    caption(fig, [settings_line(rows, context), "one line per run"])
+    legend(ax, [start_handle(), *([diverged_handle()] if any_div else [])])
+    caption(fig, [settings_line(rows, context), "one line per run, from its open circle (the "
+                  "initial network)" + ("; X: diverged" if any_div else "")])
     return save(fig, path)
 
 
@@ -489,19 +504,36 @@ def cosines(rows: Sequence[dict[str, Any]], path: Path,
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     tk = time_key(rows)
     times: list[float] = []
+    by_label: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_label[r.get("label") or r.get("agent")] += [
+            float(r[k]) for k in keys if isinstance(r.get(k), (int, float))
+            and math.isfinite(r[k])]
+    # SGD's update against its own gradient: 1 by definition, a flat line hiding the others
+    reference = sorted(lb for lb, vs in by_label.items() if vs and min(vs) > 1 - 1e-6)
+    hidden = sum(1 for lb, vs in by_label.items() if lb not in reference for v in vs if v <= 0)
+    labels = [lb for lb in by_label if lb not in reference]
     for i, key in enumerate(keys):
         curves, _ = _curves(rows, lambda r, k=key: r.get(k), tk)
-        for j, (label, runs) in enumerate(curves.items()):
-            t, _ = mean_band(ax, runs, color(j), f"{label} layer {key[5:]}",
+        for label, runs in curves.items():
+            if label not in labels:
+                continue
+            t, _ = mean_band(ax, runs, color(labels.index(label)), f"{label} layer {key[5:]}",
                              ls=["-", "--", ":", "-."][i % 4], lw=1.3)
             times += t
     time_axis(ax, times)
     log_axis(ax, "y")
-    ax.set_xlabel(time_label(tk))
+    ax.set_xlabel(time_label(tk) + (" (log scale)" if times else ""))
     ax.set_ylabel("cosine(update, -SGD gradient)")
-    ax.set_title("alignment with SGD per layer")
-    legend(ax)
-    caption(fig, [settings_line(rows, context), "line: mean over seeds; band: min-max"])
+    ax.set_title("alignment with SGD per layer (layer 0: input weights)")
+    outside_legend(ax)
+    notes = ["line: mean over seeds; band: min-max over seeds"]
+    if reference:
+        notes.append(f"{', '.join(reference)}: cosine 1 at every point (the reference), "
+                     "not drawn")
+    if hidden:
+        notes.append(f"{hidden} cosine value(s) <= 0 not shown (log axis)")
+    caption(fig, [settings_line(rows, context), "; ".join(notes)])
     return save(fig, path)
 
 
@@ -612,7 +644,7 @@ def time_to_target_vs_width(best: Sequence[dict[str, Any]], budgets: Mapping[tup
     ax.set_ylabel(f"minimum {unit} to target (over learning rates)")
     ax.set_title("training time to the target vs width"
                  + (f" (target {target:g})" if target is not None else ""))
-    legend(ax, loc="lower right")
+    outside_legend(ax)
     caption(fig, [*notes, title, "filled: mean over seeds at the fastest rate at which every seed "
                   "reached the target; open: not reached within the budget"])
     return save(fig, path)
@@ -646,7 +678,7 @@ def times_vs_learning_rate(per_lr: Sequence[dict[str, Any]], path: Path,
     ax.set_xlabel("learning rate")
     ax.set_ylabel(time_label(time_unit))
     ax.set_title("when the error is lowest, reaches the target, climbs back")
-    legend(ax, fontsize=7)
+    outside_legend(ax)
     caption(fig, [title, "mean over seeds"])
     return save(fig, path)
 

@@ -18,7 +18,7 @@ import _common as C
 import _linear as L
 import numpy as np
 
-from np_envs import theory
+from np_envs import plotting, theory
 
 CPU = dict(Lx=100, Lh=2000, Ly=10, sigma_t=0.32, ratios=[0.6, 1.0, 1.4], steps=60_000, seeds=2)
 PAPER = dict(Lh=10_000, ratios=[0.2, 0.6, 1.0, 1.4], steps=100_000, seeds=10)
@@ -81,9 +81,14 @@ def main(argv: list[str] | None = None) -> dict:
         ax_p.semilogy(th_a[okt], th_eps[okt], "--", color=color, lw=0.8)
         a_grid = np.linspace(np.nanmin(a[ok]), np.nanmax(a[ok]) * 1.05, 200)
         ax_p.semilogy(a_grid, theory.nullcline_eps(a_grid, c, st, Lx), ":", color=color)
-        ax_t.loglog(steps[ok & (steps > 0)], eps[ok & (steps > 0)], "-", color=color)
+        # time from step 0 (symlog), the spread over seeds as a band, as in every np-envs plot
+        ax_t.semilogy(steps[ok], eps[ok], "-", color=color)
+        per_seed = np.vstack([g.eps for g in group])
+        if len(group) > 1:
+            ax_t.fill_between(steps[ok], np.min(per_seed, axis=0)[ok],
+                              np.max(per_seed, axis=0)[ok], color=color, alpha=0.2, lw=0)
         tt = np.arange(th_eps.size)
-        ax_t.loglog(tt[1:][okt[1:]], th_eps[1:][okt[1:]], "--", color=color, lw=0.8)
+        ax_t.semilogy(tt[okt], th_eps[okt], "--", color=color, lw=0.8)
         for t, ai, ei in zip(steps, a, eps, strict=True):
             rows.append(
                 dict(
@@ -116,12 +121,25 @@ def main(argv: list[str] | None = None) -> dict:
         }
     ax_p.set_xlabel("normalised input-weight norm a")
     ax_p.set_ylabel("error ε")
-    ax_p.set_title(f"Fig 3A  σt²={st**2:.3g}, Lh={Lh}; dotted: Eq. 14 nullcline", fontsize=8)
-    ax_p.legend(fontsize=7)
-    ax_t.set_xlabel("iterations")
+    ax_p.set_title(f"Fig 3A  σt²={st**2:.3g}, Lh={Lh}: error vs norm", fontsize=8)
+    plotting.legend(ax_p, fontsize=7)
+    plotting.time_axis(ax_t, [float(t) for group in runs for t in group[0].steps])
+    ax_t.set_xlabel("iterations (0 = initial, then log scale)")
     ax_t.set_ylabel("error ε")
-    ax_t.set_title("solid sim, dashed theory", fontsize=8)
+    ax_t.set_title("error vs time", fontsize=8)
+    plotting.legend(ax_t, [plotting.style_handle("-", "simulation (mean over seeds)"),
+                           plotting.style_handle("--", "theory: two-variable map"),
+                           plotting.style_handle(":", "Eq. 14 nullcline (left panel)")],
+                    fontsize=7, loc="lower left")
     fig.tight_layout()
+    n = args.seeds
+    plotting.caption(fig, [
+        f"linear task Lx={Lx}, Lh={Lh}, Ly={Ly}, sigma_t={st:g} | lr "
+        + ", ".join(f"{r:g}" for r in args.ratios) + f" x eta*={eta_star:.3g} | seeds 0-{n - 1} "
+        f"(n={n})",
+        "solid: mean over seeds (band: min-max over seeds, right); dashed: two-variable map; "
+        "dotted: Eq. 14 nullcline, below which the error rises",
+    ])
     png = args.out / "fig3a.png"
     C.save(fig, png)
     csv = C.write_csv(args.out / "fig3a.csv", rows)

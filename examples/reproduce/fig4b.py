@@ -19,6 +19,8 @@ import _common as C
 import _sarcos as S
 import numpy as np
 
+from np_envs import plotting
+
 CPU = dict(
     width=400,
     np_rates=[3.2e-5, 1e-4, 1.8e-4],
@@ -39,6 +41,30 @@ PAPER = dict(
 )
 #: "Rose after its minimum": ends above this multiple of its minimum, or diverged.
 ROSE = 1.5
+
+
+def _draw(ax_e, ax_n, curves: list[dict]) -> None:
+    """Per rule and rate: the mean over seeds with a min-max band (error, and ||W1||^2), an X
+    where a seed diverged; one legend entry per setting, not per seed."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in curves:
+        groups.setdefault((c["rule"], c["learning_rate"]), []).append(c)
+    for i, ((rule, lr), group) in enumerate(groups.items()):
+        color = "k" if rule == "sgd" else C.COLORS[i % len(C.COLORS)]
+        style = {"sgd": "--", "wn-np": ":"}.get(rule, "-")
+        for ax, key, label in ((ax_e, "mse", f"{rule} lr={lr:g} (n={len(group)})"),
+                               (ax_n, "w1_sq", None)):
+            per_seed = []
+            for c in group:
+                ok = np.isfinite(c["mse"]) & (c["mse"] < S.DIVERGED_MSE)
+                per_seed.append({k: (float(e), float(v)) for k, (e, v, keep) in
+                                 enumerate(zip(c["epoch"], c[key], ok, strict=True)) if keep})
+                if c["diverged"] and ok.any():  # at the epoch it diverged, its last finite y
+                    last = int(np.flatnonzero(ok)[-1])
+                    at = min(last + 1, len(ok) - 1)
+                    plotting.mark_diverged(ax, [(c["epoch"][at], c[key][last])], color)
+            plotting.mean_band(ax, per_seed, color, label or "", ls=style, lw=1.4)
+            ax.set_yscale("log")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -78,15 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     curves = S.run_many(jobs, args.workers, root=args.out / "runs")
     plt = C.setup_plot()
-    fig, (ax_e, ax_n) = plt.subplots(1, 2, figsize=(8, 3.2))
+    fig, (ax_e, ax_n) = plt.subplots(1, 2, figsize=(8, 3.4))
+    _draw(ax_e, ax_n, curves)
     rows, results = [], {}
-    for i, c in enumerate(curves):
+    for c in curves:
         label = f"{c['rule']} lr={c['learning_rate']:g} seed {c['seed']}"
         ok = np.isfinite(c["mse"]) & (c["mse"] < S.DIVERGED_MSE)
-        style = {"sgd": "--", "wn-np": ":"}.get(c["rule"], "-")
-        color = "k" if c["rule"] == "sgd" else C.COLORS[i % len(C.COLORS)]
-        ax_e.semilogy(c["epoch"][ok], c["mse"][ok], style, color=color, label=label)
-        ax_n.semilogy(c["epoch"][ok], c["w1_sq"][ok], style, color=color)
         m = np.where(np.isfinite(c["mse"]), c["mse"], np.inf)
         imin = int(np.argmin(m))
         results[label] = {
@@ -118,10 +141,19 @@ def main(argv: list[str] | None = None) -> dict:
     ax_e.set_xlabel("epoch")
     ax_e.set_ylabel("test MSE")
     ax_e.set_title(f"Fig 4B  SARCOS {args.split_scheme}, width {args.width}", fontsize=8)
-    ax_e.legend(fontsize=6)
+    diverged = any(c["diverged"] for c in curves)
+    plotting.legend(ax_e, [plotting.diverged_handle()] if diverged else [], fontsize=6)
     ax_n.set_xlabel("epoch")
     ax_n.set_ylabel("||W1||²")
+    ax_n.set_title("input-weight norm (Fig 4D), same colours", fontsize=8)
     fig.tight_layout()
+    n = args.seeds
+    plotting.caption(fig, [
+        f"NPSarcos-v0 ({args.split_scheme}) | width {args.width} | batch {S.BATCH} | "
+        f"{args.epochs} epochs, evaluated every {args.eval_every} | seeds 0-{n - 1} (n={n})",
+        "line: mean over seeds" + ("; band: min-max over seeds" if n > 1 else "")
+        + ("; X: diverged (at that epoch, drawn at its last finite value)" if diverged else ""),
+    ])
     png = args.out / "fig4b.png"
     C.save(fig, png)
     csv = C.write_csv(args.out / "fig4b.csv", rows)

@@ -4,7 +4,7 @@ Why three backends with one job function: a comparison on a laptop and a sweep o
 the very same :func:`~np_envs.experiments.runner.run_job`, so their results agree (each job runs
 with one torch thread and seeds everything from its spec).
 
-- ``local`` with ``jobs=1``: in this process, with a progress bar per run.
+- ``local`` with ``jobs=1``: in this process, one job after another.
 - ``local`` with ``jobs>1``: a ``ProcessPoolExecutor`` with the ``spawn`` start method (no
   forked torch state). Each worker exits when its parent dies, so a killed sweep leaves no
   orphan writing into the run folders (and the folders are locked besides).
@@ -14,6 +14,11 @@ with one torch thread and seeds everything from its spec).
   with the task, so the driver's tables never depend on that.
 
 Finished runs (``done`` marker) are not submitted at all.
+
+Progress (:class:`JobProgress`, off with ``--no-progress``): on a terminal one bar per running
+job, no nesting; otherwise (a file, a pipe, CI) one plain line per finished chunk of a job and
+one per finished job, never bar redraws. Pool workers and Ray tasks draw nothing: the driver
+reads each running job's committed checkpoint (``state.json``, an atomic file) for its chunk.
 
 Ctrl-C and SIGTERM (:func:`stop_on_signals`, installed by the ``compare`` and ``sweep``
 commands): the first signal raises :class:`Interrupted` in the driver; :func:`execute` then
@@ -30,15 +35,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
+import math
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from np_envs.experiments.population_job import (
     Job,
@@ -187,10 +194,135 @@ def _worker_init(parent: int, sys_path: list[str]) -> None:
     torch.set_num_threads(1)
 
 
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+#: how often the pool and Ray drivers read the running jobs' checkpoints for progress
+_PROGRESS_POLL_S = 0.5
+#: a job's name on its bar is cut to this many characters (plain lines keep it whole)
+_BAR_NAME_CHARS = 40
 
-    return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True)
+
+def job_chunks(job: Job) -> int:
+    """How many chunks a job trains: the runner's schedule (budget / eval_every, rounded up),
+    known without building the env, so the driver can size a bar for a job in a worker."""
+    spec = job.specs[0]
+    return max(1, math.ceil(spec.budget / spec.eval_every - 1e-9))
+
+
+def job_state_file(job: Job, root: Path) -> Path:
+    """The job's commit point; its ``chunk`` is the last chunk the job finished."""
+    if job.population:
+        return root / "populations" / job.job_id / "checkpoint" / "state.json"
+    return root / "runs" / job.specs[0].run_id / "checkpoint" / "state.json"
+
+
+def committed_chunk(job: Job, root: Path) -> int:
+    """The job's last committed chunk, or -1 before its first checkpoint."""
+    try:
+        return int(json.loads(job_state_file(job, root).read_text())["chunk"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+class JobProgress:
+    """Progress of the jobs of one :func:`execute`, one line per job, never nested bars.
+
+    Why two modes: bar redraws are for eyes on a terminal; in a log file each redraw is a line
+    of noise (a redirected compare once wrote 278 of them). On a terminal (``stream.isatty()``)
+    each running job has its own bar, which becomes one plain line when the job ends. Anywhere
+    else: ``[job 2/4] <job> chunk 3/10`` per finished chunk and ``[job 2/4] <job> done ...``
+    per finished job, nothing more. Disabled: silent.
+    """
+
+    def __init__(self, todo: Sequence[Job], enabled: bool = True, stream: TextIO | None = None,
+                 terminal: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.jobs = list(todo)
+        if terminal is None:
+            isatty = getattr(self.stream, "isatty", None)
+            terminal = bool(isatty and isatty())
+        self.mode = "off" if not enabled else ("bars" if terminal else "lines")
+        self._shown: dict[int, int] = {}  # job index -> last chunk reported
+        self._started: dict[int, float] = {}
+        self._tasks: dict[int, Any] = {}
+        self._bars: Any = None
+
+    def name(self, i: int) -> str:
+        return f"[job {i + 1}/{len(self.jobs)}] {self.jobs[i].job_id}"
+
+    def start(self, i: int, chunk: int = -1) -> None:
+        """Job ``i`` begins at committed ``chunk`` (-1: new); on a terminal its bar appears."""
+        self._started.setdefault(i, time.monotonic())
+        self._shown[i] = max(self._shown.get(i, -1), chunk)
+        if self.mode == "bars" and i not in self._tasks:
+            total = job_chunks(self.jobs[i])
+            name = self.name(i)
+            if len(name) > _BAR_NAME_CHARS:
+                name = name[: _BAR_NAME_CHARS - 1] + "~"
+            self._tasks[i] = self._progress().add_task(name, total=total,
+                                                       completed=max(0, chunk))
+
+    def chunk(self, i: int, chunk: int, total: int | None = None) -> None:
+        """Job ``i`` committed ``chunk`` of ``total``; reported once per chunk (chunk 0, the
+        evaluation before training, only starts the bar)."""
+        if i not in self._started:
+            self.start(i, chunk if chunk < 1 else -1)
+        if chunk <= self._shown.get(i, -1) or self.mode == "off":
+            return
+        self._shown[i] = chunk
+        total = total or job_chunks(self.jobs[i])
+        if self.mode == "bars":
+            self._progress().update(self._tasks[i], completed=chunk, total=total)
+        elif chunk >= 1:
+            self._line(f"{self.name(i)} chunk {chunk}/{total}")
+
+    def finish(self, i: int, results: Sequence[dict[str, Any]]) -> None:
+        """Job ``i`` returned ``results``: one line with its runs' statuses and its time."""
+        if self.mode == "off":
+            return
+        counts: dict[str, int] = {}
+        for result in results:
+            status = str(result.get("status") or "done")
+            counts[status] = counts.get(status, 0) + 1
+        runs = f"{len(results)} run{'s' if len(results) != 1 else ''}"
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        took = time.monotonic() - self._started.get(i, time.monotonic())
+        line = f"{self.name(i)} done: {runs} ({statuses}) in {took:.0f}s"
+        if self.mode == "bars":
+            task = self._tasks.pop(i, None)
+            if task is not None:
+                self._progress().remove_task(task)
+                self._progress().refresh()  # else the line is printed above the stale bar
+            self._progress().console.print(line, markup=False, highlight=False)
+        else:
+            self._line(line)
+
+    def close(self) -> None:
+        """Stop the live display (bars), leaving the cursor below it."""
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def _progress(self) -> Any:
+        if self._bars is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            console = Console(file=self.stream, force_terminal=True)
+            self._bars = Progress(
+                TextColumn("{task.description}", markup=False), BarColumn(),
+                MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
+                console=console, redirect_stdout=False, transient=False,
+            )
+            self._bars.start()
+        return self._bars
 
 
 def execute(
@@ -229,9 +361,9 @@ def execute(
             run = _run_inline
         else:
             run = _run_pool
-        skipped = len(plan) - len(todo)
+        bars = JobProgress(todo, enabled=progress)
         try:
-            with contextlib.closing(run(todo, root, jobs, address, progress, skipped)) as stream:
+            with contextlib.closing(run(todo, root, jobs, address, bars)) as stream:
                 for job_results in stream:
                     for result in job_results:
                         results[result["run_id"]] = result
@@ -242,6 +374,8 @@ def execute(
                 raise  # a KeyboardInterrupt of someone else's (no handler of ours ran)
             # Ray turns our Interrupted into a plain KeyboardInterrupt: the state says which
             return _after_interrupt(specs, root, results, STOP.signum)
+        finally:
+            bars.close()
     return [results[s.run_id] for s in specs if s.run_id in results]
 
 
@@ -312,37 +446,41 @@ def _report_failure(result: dict[str, Any]) -> None:
               "locked); its rows so far are included; rerun later", file=sys.stderr)
 
 
-def _run_inline(todo, root, jobs, address, progress, skipped):
-    outer = _progress_bar(sum(len(j.specs) for j in todo), "runs", progress)
-    try:
-        for job in todo:
-            inner = _progress_bar(0, job.job_id[:40], progress)
+def _run_inline(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
+                bars: JobProgress) -> Iterator[list[dict[str, Any]]]:
+    for i, job in enumerate(todo):
+        bars.start(i, committed_chunk(job, root))
 
-            def tick(chunk: int, total: int, bar: Any = inner) -> None:
-                bar.total = total
-                bar.n = chunk
-                bar.refresh()
+        def tick(chunk: int, total: int, i: int = i) -> None:
+            bars.chunk(i, chunk, total)
 
-            try:
-                if job.population:
-                    results = PopulationRunner(job.specs, root, progress=tick).run()
-                else:
-                    results = [Runner(job.specs[0], root, progress=tick).run()]
-            finally:
-                inner.close()
-            for result in results:
-                _report_failure(result)
-            outer.update(len(results))
-            yield results
-    finally:
-        outer.close()
+        if job.population:
+            results = PopulationRunner(job.specs, root, progress=tick).run()
+        else:
+            results = [Runner(job.specs[0], root, progress=tick).run()]
+        for result in results:
+            _report_failure(result)
+        bars.finish(i, results)
+        yield results
 
 
-def _run_pool(todo, root, jobs, address, progress, skipped):
+def _poll_chunks(bars: JobProgress, todo: Sequence[Job], root: Path, indices: Iterable[int],
+                 baseline: Sequence[int]) -> None:
+    """Report the committed chunk of each job in ``indices`` (read from its checkpoint) once
+    it differs from the chunk the job had before this command: a queued job shows nothing."""
+    if bars.mode == "off":
+        return
+    for i in indices:
+        chunk = committed_chunk(todo[i], root)
+        if chunk >= 0 and chunk != baseline[i]:
+            bars.chunk(i, chunk)
+
+
+def _run_pool(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
+              bars: JobProgress) -> Iterator[list[dict[str, Any]]]:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    bar = _progress_bar(sum(len(j.specs) for j in todo), "runs", progress)
     ctx = mp.get_context("spawn")
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
@@ -351,23 +489,28 @@ def _run_pool(todo, root, jobs, address, progress, skipped):
     stopped = False
     try:
         futures = {}
+        baseline = [committed_chunk(job, root) for job in todo]  # a resumed job's chunk
         with _signals_blocked():  # workers start with them blocked (see _worker_init)
-            for job in todo:
+            for i, job in enumerate(todo):
                 fn, arg = _job_call(job)
-                futures[pool.submit(fn, arg, str(root))] = job
+                futures[pool.submit(fn, arg, str(root))] = i
         _check_stop()
-        for fut in as_completed(futures):
-            results = _as_list(fut.result())
-            for result in results:
-                _report_failure(result)
-            bar.update(len(results))
-            yield results
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=_PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
+            _poll_chunks(bars, todo, root, (futures[f] for f in pending if f.running()),
+                         baseline)
+            for fut in done:
+                results = _as_list(fut.result())
+                for result in results:
+                    _report_failure(result)
+                bars.finish(futures[fut], results)
+                yield results
     except BaseException:  # Interrupted, or the consumer closed us: stop the workers now
         stopped = True
         _stop_pool(pool)
         raise
     finally:
-        bar.close()
         pool.shutdown(wait=not stopped, cancel_futures=True)
 
 
@@ -438,7 +581,8 @@ def start_local_ray(jobs: int) -> None:
              _node_ip_address=RAY_LOCAL_IP, runtime_env=_ray_runtime_env(), log_to_driver=False)
 
 
-def _run_ray(todo, root, jobs, address, progress, skipped):
+def _run_ray(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
+             bars: JobProgress) -> Iterator[list[dict[str, Any]]]:
     try:
         import ray
     except ImportError as err:  # pragma: no cover - depends on the install
@@ -455,21 +599,26 @@ def _run_ray(todo, root, jobs, address, progress, skipped):
                 _install_handlers()
         started = True
     _check_stop()
-    bar = _progress_bar(sum(len(j.specs) for j in todo), "runs (ray)", progress)
     pending: list[Any] = []
+    index: dict[Any, int] = {}
+    baseline = [committed_chunk(job, root) for job in todo]  # a resumed job's chunk
     try:
-        for job in todo:
+        for i, job in enumerate(todo):
             fn, arg = _job_call(job)
             remote = ray.remote(num_cpus=1, max_retries=0)(fn)
-            pending.append(remote.remote(arg, str(Path(root).resolve())))
+            ref = remote.remote(arg, str(Path(root).resolve()))
+            pending.append(ref)
+            index[ref] = i
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=_RAY_POLL_S)
+            # the driver sees the run folders where they are shared (a cluster needs that)
+            _poll_chunks(bars, todo, root, (index[r] for r in pending), baseline)
             if not ready:
                 continue
             results = _as_list(ray.get(ready[0]))
             for result in results:
                 _report_failure(result)
-            bar.update(len(results))
+            bars.finish(index[ready[0]], results)
             yield results
     except BaseException:  # Interrupted, or the consumer closed us: stop the tasks now
         for ref in pending:
@@ -477,6 +626,5 @@ def _run_ray(todo, root, jobs, address, progress, skipped):
                 ray.cancel(ref, force=True)
         raise
     finally:
-        bar.close()
         if started:
             ray.shutdown()
