@@ -146,6 +146,7 @@ class RewardAgent:
         obs_dim: int | None = None,
         act_dim: int | None = None,
     ) -> None:
+        self._pop_env: Any = None
         obs_dim, act_dim, reduction = self._attach_env(env, obs_dim, act_dim, reduction)
         if seed is None:
             seed = secrets.randbits(31)
@@ -196,6 +197,11 @@ class RewardAgent:
         self._logger: Logger | None = None
         self._custom_logger = False
         self.start_time = 0
+        # a single agent is a population of one: the shared trial loop's view of it
+        self.active = np.ones(1, dtype=bool)
+        self._frozen: dict[int, list[torch.Tensor]] = {}
+        self._schedules: list[Any] = [None]
+        self._batch_setup: int | None = None
 
     def _attach_env(
         self, env: Any, obs_dim: int | None, act_dim: int | None, reduction: str | None
@@ -263,6 +269,39 @@ class RewardAgent:
     def stochastic_forward(self, obs: torch.Tensor) -> torch.Tensor:
         """What ``predict(deterministic=False)`` answers; the clean network unless overridden."""
         return self.network(obs)
+
+    # ---------------------------------------------- the member-axis hooks, for a classic rule
+    #: a classic rule is one learner; populations (agents/population.py) set their own count
+    num_members = 1
+
+    def pop_setup(self, batch_size: int) -> None:
+        self.setup(batch_size)
+
+    def pop_clean(self, x: torch.Tensor) -> torch.Tensor:
+        return self.clean_forward(x[0]).unsqueeze(0)
+
+    def pop_perturbed(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        return self.perturbed_forward(x[0], index).unsqueeze(0)
+
+    def pop_update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
+        self.update(clean_rewards[0], perturbed_rewards[:, 0])
+
+    def pop_observe_targets(self, targets: np.ndarray) -> None:
+        self.observe_targets(targets[0])
+
+    def _ensure(self, batch_size: int) -> None:
+        """Set the rule up for this batch size (once, and again when it changes)."""
+        if self._batch_setup != batch_size:
+            self.pop_setup(batch_size)
+            self._batch_setup = batch_size
+            self._batch_size = batch_size
+
+    def to_groups(self, obs: np.ndarray) -> torch.Tensor:
+        """Inputs (G, B, in), one batch per data stream, as a tensor of the network's dtype."""
+        return self.to_tensor(obs)
+
+    def _restore_frozen(self) -> None:
+        """Populations keep a frozen member's weights; a single agent has none to keep."""
 
     # ------------------------------------------------------------------ helpers for rules
     def effective_learning_rate(self, batch_size: int) -> float:
@@ -346,6 +385,7 @@ class RewardAgent:
         if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
             raise ValueError("reward-only agents need flat Box observations and actions")
         self.env = vec
+        self._pop_env = _SingleGroupEnv(vec)
         self.observation_space, self.action_space = obs_space, act_space
         self.evals_per_input = int(_env_attr(vec, "evals_per_input", 1))
         if force_reset:
@@ -400,42 +440,20 @@ class RewardAgent:
         callback.init_callback(self)  # type: ignore[arg-type]
         return callback
 
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: Any,
-        reset_num_timesteps: bool,
-        tb_log_name: str,
-        progress_bar: bool,
-    ) -> tuple[int, BaseCallback]:
-        """As SB3's BaseAlgorithm._setup_learn: counters, first reset, logger, callbacks."""
-        if self.env is None:
-            raise ValueError("this agent has no env: pass one to the constructor, load() or "
-                             "set_env() before learn()")
-        self.start_time = time.time_ns()
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-            self._n_updates = 0
-        else:
-            total_timesteps += self.num_timesteps
-        self._total_timesteps = total_timesteps
-        self._num_timesteps_at_start = self.num_timesteps
-        if reset_num_timesteps or self._last_obs is None:
-            self._last_obs, _ = self.env.reset(seed=self._pending_env_seed)
-            self._pending_env_seed = None
-        if not self._custom_logger:
-            self._logger = self._make_logger(tb_log_name, reset_num_timesteps)
-        return total_timesteps, self._init_callback(callback, progress_bar)
-
     def learn_threads(self, batch_size: int) -> int:
-        """Torch CPU threads for learn(): see ``num_threads``."""
+        """Torch CPU threads for learn(): see ``num_threads`` (all members' work counts)."""
         if self.num_threads is not None:
             return int(self.num_threads)
-        sizes = self.network.sizes
-        work = batch_size * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        sizes = self.network_sizes
+        work = self.num_members * batch_size * sum(
+            a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
         if self.device.type == "cpu" and work < SINGLE_THREAD_WORK:
             return 1
         return torch.get_num_threads()
+
+    @property
+    def network_sizes(self) -> tuple[int, ...]:
+        return self.network.sizes
 
     def _check_learnable(self) -> None:
         """Rules may refuse an env here (the SGD oracle refuses hidden targets)."""
@@ -449,26 +467,26 @@ class RewardAgent:
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> RewardAgent:
-        """Run trials until ``total_timesteps`` env steps (summed over sub-envs) are spent.
+        """Run trials until ``total_timesteps`` env steps per member are spent.
 
-        A trial costs ``evals_per_input`` steps per sub-env; ``log_interval`` counts updates.
+        As for a single agent, steps are summed over sub-environments: every member spends the
+        same number of steps, so ``total_timesteps`` means one member's budget.
         """
         self._check_learnable()
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
-        env = self.env
-        assert env is not None and self.evals_per_input is not None
-        batch = env.num_envs
-        k = self.evals_per_input
+        env = self._pop_env
+        k = int(env.evals_per_input)
+        batch = int(env.num_envs)
         n_pert = self.num_perturbations(k)
         if n_pert > k - 1:
             raise ValueError(f"{n_pert} perturbations do not fit in {k} evaluations per input")
-        if self._batch_size != batch:
-            self.setup(batch)
-            self._batch_size = batch
+        self._ensure(batch)
         self.start_learning()
-        perturbed = np.empty((n_pert, batch), dtype=np.float64)
+        perturbed = np.empty((n_pert, self.num_members, batch), dtype=np.float64)
+        single = isinstance(env, _SingleGroupEnv)
+        scheduled = any(s is not None for s in self._schedules)
         cb_locals: dict[str, Any] = {"total_timesteps": total_timesteps, "self": self}
         callback.on_training_start(locals(), globals())
         continue_training = True
@@ -479,32 +497,49 @@ class RewardAgent:
         try:
             with torch.no_grad():
                 while continue_training and self.num_timesteps < total_timesteps:
-                    obs = self._last_obs
-                    x = self.to_tensor(obs)
-                    clean = self.to_numpy(self.clean_forward(x))
-                    new_obs, clean_rewards, terminated, truncated, info = env.step(clean)
+                    if scheduled:
+                        self._update_rates(total_timesteps)
+                    x = self.to_groups(self._last_obs)
+                    actions = self.to_numpy(self.pop_clean(x))
+                    new_obs, clean_rewards, terminated, truncated, info = env.step(actions)
+                    clean_info = info
+                    finite = info.get("finite")
                     if self.uses_targets:
-                        targets = _targets_from_info(info)
+                        targets = info.get("target")
                         if targets is None:
                             raise ValueError(self._missing_targets_message())
-                        self.observe_targets(targets)
+                        self.pop_observe_targets(targets)
                     for j in range(n_pert):
-                        action = self.to_numpy(self.perturbed_forward(x, j))
-                        new_obs, perturbed[j], terminated, truncated, info = env.step(action)
-                    for _ in range(k - 1 - n_pert):  # evaluations the rule does not use
-                        new_obs, _, terminated, truncated, info = env.step(clean)
-                    if not (terminated.all() or truncated.all()):
+                        actions = self.to_numpy(self.pop_perturbed(x, j))
+                        new_obs, perturbed[j], terminated, truncated, info = env.step(actions)
+                        if finite is not None:
+                            finite = finite & info["finite"]
+                    for _ in range(k - 1 - n_pert):
+                        new_obs, _, terminated, truncated, info = env.step(
+                            self.to_numpy(self.pop_clean(x)))
+                    if not (np.all(terminated) or np.all(truncated)):
                         raise RuntimeError(
                             f"the env's trials did not end after evals_per_input={k} steps; "
                             "the agent and env disagree on the trial length"
                         )
-                    self.update(clean_rewards, perturbed)
+                    if finite is not None and not finite.all():
+                        for p in np.flatnonzero(~finite & self.active):
+                            self.freeze(int(p))
+                        clean_rewards = np.where(finite[:, None], clean_rewards, 0.0)
+                        perturbed = np.where(finite[None, :, None], perturbed, 0.0)
+                    self.pop_update(clean_rewards, perturbed)
+                    if self._frozen:
+                        self._restore_frozen()
                     self._n_updates += 1
                     self._last_obs = new_obs
-                    cb_locals.update(
-                        new_obs=new_obs, rewards=clean_rewards, dones=terminated | truncated,
-                        infos=info,
-                    )
+                    dones = np.asarray(terminated) | np.asarray(truncated)
+                    if single:  # a single agent's callbacks see what SB3's would
+                        cb_locals.update(actions=actions[0], new_obs=new_obs[0],
+                                         rewards=clean_rewards[0], dones=dones, infos=info)
+                    else:
+                        cb_locals.update(actions=actions, new_obs=new_obs,
+                                         rewards=clean_rewards, dones=dones, infos=info)
+                    cb_locals["clean_infos"] = clean_info  # the scores of the clean answers
                     callback.update_locals(cb_locals)
                     for _ in range(k):
                         self.num_timesteps += batch
@@ -519,6 +554,36 @@ class RewardAgent:
                 torch.set_num_threads(threads_before)
         callback.on_training_end()
         return self
+
+    def _update_rates(self, total_timesteps: int) -> None:
+        """Scheduled learning rates at SB3's ``progress_remaining`` = 1 - steps / total."""
+        self._current_progress_remaining = 1.0 - self.num_timesteps / max(total_timesteps, 1)
+        for p, schedule in enumerate(self._schedules):
+            if schedule is not None:
+                self.learning_rates[p] = float(schedule(self._current_progress_remaining))
+        if self._n_updates % 100 == 0:
+            self.logger.record("train/learning_rate", float(np.mean(self.learning_rates)))
+
+    def _setup_learn(self, total_timesteps, callback, reset_num_timesteps, tb_log_name,
+                     progress_bar):
+        if self._pop_env is None:
+            raise ValueError("this agent has no env: pass one to the constructor, load() or "
+                             "set_env() before learn()")
+        self.start_time = time.time_ns()
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self._n_updates = 0
+        else:
+            total_timesteps += self.num_timesteps
+        self._total_timesteps = total_timesteps
+        self._num_timesteps_at_start = self.num_timesteps
+        if reset_num_timesteps or self._last_obs is None:
+            seeds = self._pending_env_seed
+            self._last_obs, _ = self._pop_env.reset(seed=seeds)
+            self._pending_env_seed = None
+        if not self._custom_logger:
+            self._logger = self._make_logger(tb_log_name, reset_num_timesteps)
+        return total_timesteps, self._init_callback(callback, progress_bar)
 
     def teardown(self) -> None:
         """Release what learning held (e.g. a noise worker thread); rules may extend it."""
@@ -627,3 +692,32 @@ class RewardAgent:
             return f"{type(self).__name__}(<not built>)"
         return (f"{type(self).__name__}(sizes={self.network.sizes}, "
                 f"lr={self.learning_rate}, reduction={self.reduction!r})")
+
+
+class _SingleGroupEnv:
+    """An ordinary vector env seen as a population env of one member and one group.
+
+    A single agent keeps the ordinary env's behaviour exactly: its checks (an action with NaN
+    raises, as Gymnasium users expect) and its seeding.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        self.evals_per_input = int(_env_attr(env, "evals_per_input", 1))
+
+    def reset(self, seed: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0] if seed else None
+        obs, info = self.env.reset(seed=seed)
+        return obs[None], info
+
+    def step(self, actions: np.ndarray) -> tuple[Any, ...]:
+        obs, rewards, terminated, truncated, info = self.env.step(actions[0])
+        if "target" in info or "final_info" in info:
+            from agents.base import _targets_from_info
+
+            targets = _targets_from_info(info)
+            if targets is not None:
+                info = {**info, "target": targets[None]}
+        return obs[None], np.asarray(rewards)[None], terminated, truncated, info

@@ -38,18 +38,16 @@ import io
 import json
 import pathlib
 import secrets
-import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from agents.base import SAVE_FORMAT, SINGLE_THREAD_WORK, RewardAgent, _env_attr, as_vector_env
+from agents.base import SAVE_FORMAT, RewardAgent, _SingleGroupEnv, as_vector_env
 from agents.network import MLP, activate, activate_, dtype_name, resolve_dtype
 from agents.schedules import parse_rate, resolve_device
 
@@ -235,6 +233,10 @@ class PopulationAgent(RewardAgent):
         self.sizes = nets[0].sizes
         self.n_layers = nets[0].n_layers
         self.init_stds = nets[0].init_stds
+
+    @property
+    def network_sizes(self) -> tuple[int, ...]:
+        return self.sizes
 
     @property
     def network(self) -> MLP:  # type: ignore[override]
@@ -470,23 +472,12 @@ class PopulationAgent(RewardAgent):
             self._groups_idx = idx
         return idx
 
-    def to_groups(self, obs: np.ndarray) -> torch.Tensor:
-        """Group inputs (G, B, in) as a tensor of the network's dtype and device."""
-        return self.to_tensor(obs)
-
-    # ------------------------------------------------------------------ the classic hooks
     def _single(self, what: str) -> None:
         if self.num_members != 1:
             raise RuntimeError(f"{what} is the single-agent hook; a population uses pop_* hooks")
 
     def setup(self, batch_size: int) -> None:
         self._ensure(batch_size)
-
-    def _ensure(self, batch_size: int) -> None:
-        if self._batch_setup != batch_size:
-            self.pop_setup(batch_size)
-            self._batch_setup = batch_size
-            self._batch_size = batch_size
 
     def clean_forward(self, obs: torch.Tensor) -> torch.Tensor:
         self._single("clean_forward")
@@ -564,144 +555,7 @@ class PopulationAgent(RewardAgent):
         return (actions[0] if single else actions), None
 
     # ------------------------------------------------------------------ learning
-    def learn_threads(self, batch_size: int) -> int:
-        if self.num_threads is not None:
-            return int(self.num_threads)
-        sizes = self.sizes
-        work = self.num_members * batch_size * sum(
-            a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        if self.device.type == "cpu" and work < SINGLE_THREAD_WORK:
-            return 1
-        return torch.get_num_threads()
-
-    def learn(
-        self,
-        total_timesteps: int,
-        callback: Any = None,
-        log_interval: int = 100,
-        tb_log_name: str = "run",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> PopulationAgent:
-        """Run trials until ``total_timesteps`` env steps per member are spent.
-
-        As for a single agent, steps are summed over sub-environments: every member spends the
-        same number of steps, so ``total_timesteps`` means one member's budget.
-        """
-        self._check_learnable()
-        total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
-        )
-        env = self._pop_env
-        k = int(env.evals_per_input)
-        batch = int(env.num_envs)
-        n_pert = self.num_perturbations(k)
-        if n_pert > k - 1:
-            raise ValueError(f"{n_pert} perturbations do not fit in {k} evaluations per input")
-        self._ensure(batch)
-        self.start_learning()
-        perturbed = np.empty((n_pert, self.num_members, batch), dtype=np.float64)
-        single = isinstance(env, _SingleGroupEnv)
-        scheduled = any(s is not None for s in self._schedules)
-        cb_locals: dict[str, Any] = {"total_timesteps": total_timesteps, "self": self}
-        callback.on_training_start(locals(), globals())
-        continue_training = True
-        threads_before = torch.get_num_threads()
-        threads = self.learn_threads(batch)
-        if threads != threads_before:
-            torch.set_num_threads(threads)
-        try:
-            with torch.no_grad():
-                while continue_training and self.num_timesteps < total_timesteps:
-                    if scheduled:
-                        self._update_rates(total_timesteps)
-                    x = self.to_groups(self._last_obs)
-                    actions = self.to_numpy(self.pop_clean(x))
-                    new_obs, clean_rewards, terminated, truncated, info = env.step(actions)
-                    clean_info = info
-                    finite = info.get("finite")
-                    if self.uses_targets:
-                        targets = info.get("target")
-                        if targets is None:
-                            raise ValueError(self._missing_targets_message())
-                        self.pop_observe_targets(targets)
-                    for j in range(n_pert):
-                        actions = self.to_numpy(self.pop_perturbed(x, j))
-                        new_obs, perturbed[j], terminated, truncated, info = env.step(actions)
-                        if finite is not None:
-                            finite = finite & info["finite"]
-                    for _ in range(k - 1 - n_pert):
-                        new_obs, _, terminated, truncated, info = env.step(
-                            self.to_numpy(self.pop_clean(x)))
-                    if not (np.all(terminated) or np.all(truncated)):
-                        raise RuntimeError(
-                            f"the env's trials did not end after evals_per_input={k} steps; "
-                            "the agent and env disagree on the trial length"
-                        )
-                    if finite is not None and not finite.all():
-                        for p in np.flatnonzero(~finite & self.active):
-                            self.freeze(int(p))
-                        clean_rewards = np.where(finite[:, None], clean_rewards, 0.0)
-                        perturbed = np.where(finite[None, :, None], perturbed, 0.0)
-                    self.pop_update(clean_rewards, perturbed)
-                    if self._frozen:
-                        self._restore_frozen()
-                    self._n_updates += 1
-                    self._last_obs = new_obs
-                    dones = np.asarray(terminated) | np.asarray(truncated)
-                    if single:  # a single agent's callbacks see what SB3's would
-                        cb_locals.update(actions=actions[0], new_obs=new_obs[0],
-                                         rewards=clean_rewards[0], dones=dones, infos=info)
-                    else:
-                        cb_locals.update(actions=actions, new_obs=new_obs,
-                                         rewards=clean_rewards, dones=dones, infos=info)
-                    cb_locals["clean_infos"] = clean_info  # the scores of the clean answers
-                    callback.update_locals(cb_locals)
-                    for _ in range(k):
-                        self.num_timesteps += batch
-                        if not callback.on_step():
-                            continue_training = False
-                            break
-                    if log_interval and self._n_updates % log_interval == 0:
-                        self._log(clean_rewards, info)
-        finally:
-            self.teardown()
-            if threads != threads_before:
-                torch.set_num_threads(threads_before)
-        callback.on_training_end()
-        return self
-
-    def _update_rates(self, total_timesteps: int) -> None:
-        """Scheduled learning rates at SB3's ``progress_remaining`` = 1 - steps / total."""
-        self._current_progress_remaining = 1.0 - self.num_timesteps / max(total_timesteps, 1)
-        for p, schedule in enumerate(self._schedules):
-            if schedule is not None:
-                self.learning_rates[p] = float(schedule(self._current_progress_remaining))
-        if self._n_updates % 100 == 0:
-            self.logger.record("train/learning_rate", float(np.mean(self.learning_rates)))
-
-    def _setup_learn(self, total_timesteps, callback, reset_num_timesteps, tb_log_name,
-                     progress_bar):
-        if self._pop_env is None:
-            raise ValueError("this agent has no env: pass one to the constructor, load() or "
-                             "set_env() before learn()")
-        self.start_time = time.time_ns()
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-            self._n_updates = 0
-        else:
-            total_timesteps += self.num_timesteps
-        self._total_timesteps = total_timesteps
-        self._num_timesteps_at_start = self.num_timesteps
-        if reset_num_timesteps or self._last_obs is None:
-            seeds = self._pending_env_seed
-            self._last_obs, _ = self._pop_env.reset(seed=seeds)
-            self._pending_env_seed = None
-        if not self._custom_logger:
-            self._logger = self._make_logger(tb_log_name, reset_num_timesteps)
-        return total_timesteps, self._init_callback(callback, progress_bar)
-
-    # ------------------------------------------------------------------ members
+    # ------------------------------------------------------------------ learning
     def member(self, p: int) -> PopulationAgent:
         """Member p as an ordinary agent of the same rule (weights and noise state copied)."""
         if not 0 <= p < self.num_members:
@@ -855,32 +709,3 @@ class PopulationAgent(RewardAgent):
         rates = self.learning_rates[0] if self.num_members == 1 else self.learning_rates
         return (f"{type(self).__name__}(members={self.num_members}, sizes={self.sizes}, "
                 f"lr={rates}, reduction={self.reduction!r})")
-
-
-class _SingleGroupEnv:
-    """An ordinary vector env seen as a population env of one member and one group.
-
-    A single agent keeps the ordinary env's behaviour exactly: its checks (an action with NaN
-    raises, as Gymnasium users expect) and its seeding.
-    """
-
-    def __init__(self, env: gym.vector.VectorEnv) -> None:
-        self.env = env
-        self.num_envs = env.num_envs
-        self.evals_per_input = int(_env_attr(env, "evals_per_input", 1))
-
-    def reset(self, seed: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
-        if isinstance(seed, (list, tuple)):
-            seed = seed[0] if seed else None
-        obs, info = self.env.reset(seed=seed)
-        return obs[None], info
-
-    def step(self, actions: np.ndarray) -> tuple[Any, ...]:
-        obs, rewards, terminated, truncated, info = self.env.step(actions[0])
-        if "target" in info or "final_info" in info:
-            from agents.base import _targets_from_info
-
-            targets = _targets_from_info(info)
-            if targets is not None:
-                info = {**info, "target": targets[None]}
-        return obs[None], np.asarray(rewards)[None], terminated, truncated, info
