@@ -62,11 +62,10 @@ LINEAR_SIGMA = 1e-6
 DIVERGED_FACTOR = 1e10
 RULES = ("np", "sgd")
 ENV_ID = "NPLinearTeacher-v0"
-#: The teacher's seed: one no member uses. NPLinearTeacher-v0 draws the teacher with
-#: ``default_rng(teacher_seed)`` and a stream reset with seed s with the same construction, so a
-#: member whose seed equals the teacher's sees the teacher's rows (scaled) as its first Ly
-#: inputs; that biases the error down (at Lx=100, Lh=300, 0.8 eta*: eps(250)/map 0.86 against
-#: 0.91 without the collision, 48 seeds).
+#: The teacher's seed, kept apart from the members' seeds. (Before commit 6c9ca54 the env drew
+#: the teacher with the same construction as a stream reset with the same seed, so a member
+#: seeded like the teacher saw the teacher's rows as its first inputs; the env now draws the
+#: teacher from its own seed stream, and the reproduction numbers use this seed.)
 TEACHER_SEED = 1_000_000
 
 
