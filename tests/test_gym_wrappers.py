@@ -87,7 +87,7 @@ def test_record_episode_statistics_counts_one_trial_per_episode() -> None:
 def test_normalize_reward_and_clip_reward_run_and_rescale() -> None:
     raw = gym.make_vec("NPLinearTeacher-v0", num_envs=8, evals_per_input=2, **LINEAR)
     env = vector_wrappers.ClipReward(vector_wrappers.NormalizeReward(raw, gamma=0.0),
-                                     min_reward=-5.0, max_reward=0.0)
+                                     min_reward=-100.0, max_reward=0.0)
     raw_copy = gym.make_vec("NPLinearTeacher-v0", num_envs=8, evals_per_input=2, **LINEAR)
     env.reset(seed=0)
     raw_copy.reset(seed=0)
