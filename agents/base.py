@@ -715,8 +715,6 @@ class _SingleGroupEnv:
     def step(self, actions: np.ndarray) -> tuple[Any, ...]:
         obs, rewards, terminated, truncated, info = self.env.step(actions[0])
         if "target" in info or "final_info" in info:
-            from agents.base import _targets_from_info
-
             targets = _targets_from_info(info)
             if targets is not None:
                 info = {**info, "target": targets[None]}

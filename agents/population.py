@@ -265,9 +265,6 @@ class PopulationAgent(RewardAgent):
     def _only(self, name: str) -> Any:
         raise AttributeError(f"a population has one {name} per member: use {name}s[p]")
 
-    def learning_rate_tensor(self) -> torch.Tensor:
-        return torch.tensor(self.learning_rates, dtype=self.dtype, device=self.device)
-
     def effective_learning_rates(self, batch_size: int) -> np.ndarray:
         """Per member: lr / B for "mean", lr for "sum"; 0 for a frozen member."""
         rates = np.asarray(self.learning_rates, dtype=np.float64)
@@ -287,10 +284,6 @@ class PopulationAgent(RewardAgent):
         self.noise_generators = [torch.Generator(device=self.device)
                                  for _ in range(self.num_members * self.noise_streams)]
         self.set_random_seed()
-
-    def member_generators(self, p: int) -> list[torch.Generator]:
-        s = self.noise_streams
-        return self.noise_generators[p * s:(p + 1) * s]
 
     @property
     def noise_generator(self) -> torch.Generator:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import alive, committed_chunk, descendants, population_jobs
 
 from np_envs.cli.main import main
 from np_envs.experiments.executor import INTERRUPTED_LINE
@@ -25,42 +26,6 @@ SWEEP = ["sweep", "--env", LINEAR, "--agents", "np", "--hidden", "32",
          "--no-plots"]
 STOP_WITHIN_S = 10.0
 GONE_WITHIN_S = 5.0
-
-
-def _chunk_of(folder: Path) -> int:
-    try:
-        return json.loads((folder / "checkpoint" / "state.json").read_text())["chunk"]
-    except (OSError, ValueError):
-        return -1
-
-
-def _jobs(out: Path) -> list[Path]:
-    root = out / "populations"
-    return sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (workers, the resource tracker, Ray's processes)."""
-    found, stack = set(), [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            text = Path(f"/proc/{p}/task/{p}/children").read_text()
-        except OSError:
-            continue
-        for child in map(int, text.split()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _tables(out: Path) -> dict:
@@ -81,12 +46,12 @@ def _stop_midway(out: Path, sig: int, extra: list[str]) -> tuple[subprocess.Comp
     seen: set[int] = set()
     try:
         deadline = time.monotonic() + 90
-        while not any(1 <= _chunk_of(job) <= 6 for job in _jobs(out)):
+        while not any(1 <= committed_chunk(job) <= 6 for job in population_jobs(out)):
             assert proc.poll() is None, "the sweep finished before it could be stopped"
             assert time.monotonic() < deadline, "no job got midway"
-            seen |= _descendants(proc.pid)
+            seen |= descendants(proc.pid)
             time.sleep(0.02)
-        seen |= _descendants(proc.pid)
+        seen |= descendants(proc.pid)
         t0 = time.monotonic()
         proc.send_signal(sig)
         output, _ = proc.communicate(timeout=30)
@@ -100,9 +65,9 @@ def _stop_midway(out: Path, sig: int, extra: list[str]) -> tuple[subprocess.Comp
 
 def _assert_all_gone(pids: set[int]) -> None:
     deadline = time.monotonic() + GONE_WITHIN_S
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = [p for p in pids if _alive(p)]
+    left = [p for p in pids if alive(p)]
     assert not left, f"processes left {GONE_WITHIN_S} s after the driver exited: {left}"
 
 

@@ -8,7 +8,6 @@ shows as a different test error; and an interrupted-and-resumed run with the uni
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import load_example
 
 import np_envs
 from agents import RewardAgent, make_agent, register_agent
@@ -63,19 +63,10 @@ class ReadoutBaseline(RewardAgent):
         self.running_loss = float(state.get("running_loss", 1.0))
 
 
-def _momentum_rule() -> type:
-    path = Path(__file__).resolve().parents[1] / "examples" / "momentum_np.py"
-    spec = importlib.util.spec_from_file_location("momentum_np_example", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MomentumNP
-
-
 @pytest.fixture
 def rules():
     register_agent("baseline-test", ReadoutBaseline, overwrite=True)
-    register_agent("momentum-test", _momentum_rule(), overwrite=True)
+    register_agent("momentum-test", load_example("momentum_np.py").MomentumNP, overwrite=True)
     yield
     _REGISTRY.pop("baseline-test", None)
     _REGISTRY.pop("momentum-test", None)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import needs_sarcos_test_file
+from helpers import load_example
 
 import np_envs  # noqa: F401  (registers the environments)
 from agents import make_agent, make_population, register_agent
@@ -217,7 +218,7 @@ def test_member_continues_like_the_single_run() -> None:
 
 def test_plugin_without_population_runs_members_in_turn() -> None:
     """A rule written against the single-agent hooks: correct members, one after another."""
-    plugin = _load_example_plugin()
+    plugin = load_example("weight_perturbation.py").WeightPerturbationPlugin
     register_agent("wp-plugin-test", plugin, overwrite=True)
     try:
         shared = {"hidden_sizes": (8,), "dtype": "float64", "sigma": 1e-3,
@@ -234,18 +235,6 @@ def test_plugin_without_population_runs_members_in_turn() -> None:
             assert diff < 1e-9, f"member {p}: plug-in and built-in wp differ by {diff:.2e}"
     finally:
         _REGISTRY.pop("wp-plugin-test", None)
-
-
-def _load_example_plugin() -> type:
-    """The plug-in of examples/weight_perturbation.py, imported from its file."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "weight_perturbation.py"
-    spec = importlib.util.spec_from_file_location("weight_perturbation_example", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.WeightPerturbationPlugin
 
 
 def test_bad_member_settings_are_refused() -> None:

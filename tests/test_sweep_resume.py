@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import alive, children, committed_chunk, population_jobs
 
 from np_envs.cli.main import main
 from np_envs.experiments.config import Settings
@@ -42,36 +43,6 @@ def _runs(out: Path) -> list[RunFolder]:
     return [RunFolder(p) for p in sorted((out / "runs").glob("*")) if p.is_dir()]
 
 
-def _chunk_of(folder: Path) -> int:
-    """The committed chunk of a population job's folder (or a single run's), -1 if none."""
-    state = folder / "checkpoint" / "state.json"
-    try:
-        return json.loads(state.read_text())["chunk"]
-    except (OSError, ValueError):
-        return -1
-
-
-def _jobs(out: Path) -> list[Path]:
-    root = out / "populations"
-    return sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(x) for x in text.split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     ref = tmp_path / "ref"
     assert main([*SWEEP, "--out", str(ref), "--jobs", "1"]) == 0  # in process, sequential
@@ -87,26 +58,26 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
         while True:  # kill once a population job is midway
             assert proc.poll() is None, "the sweep finished before it could be killed"
             assert time.monotonic() < deadline, "no job got midway"
-            workers.update(_children(proc.pid))
+            workers.update(children(proc.pid))
             # midway: a chunk committed and half the job still to go, so that it cannot
             # finish between this check and the kill
-            if any(1 <= _chunk_of(job) <= MIDWAY_MAX_CHUNK for job in _jobs(out)):
+            if any(1 <= committed_chunk(job) <= MIDWAY_MAX_CHUNK for job in population_jobs(out)):
                 break
             time.sleep(0.02)
-        workers.update(_children(proc.pid))
+        workers.update(children(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must not live on
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     t_end = time.monotonic() + 10
-    while any(_alive(w) for w in workers) and time.monotonic() < t_end:
+    while any(alive(w) for w in workers) and time.monotonic() < t_end:
         time.sleep(0.05)
-    assert workers and not any(_alive(w) for w in workers), "orphan workers kept running"
+    assert workers and not any(alive(w) for w in workers), "orphan workers kept running"
 
     before = {f.path.name: (f.done_file.stat().st_mtime_ns, len(f.attempts()))
               for f in _runs(out) if f.is_done}
-    committed = {job.name: _chunk_of(job) for job in _jobs(out)}
+    committed = {job.name: committed_chunk(job) for job in population_jobs(out)}
     midway = {f.path.name for f in _runs(out) if not f.is_done and f.attempts()
               and committed.get(f.attempts()[-1]["job"], -1) >= 1}
     assert midway

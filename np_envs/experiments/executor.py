@@ -350,8 +350,6 @@ def execute(
                     on_result(result)  # type: ignore[arg-type]
         else:
             todo.append(job)
-    LAST_PLAN.clear()
-    LAST_PLAN.update(plan_summary(plan, todo))
     if progress or todo:
         print(describe_plan(plan, todo), file=sys.stderr, flush=True)
     if todo:
@@ -395,10 +393,6 @@ def _after_interrupt(specs: Sequence[RunSpec], root: Path, results: dict[str, di
     return [results[s.run_id] for s in specs]
 
 
-#: what the last :func:`execute` planned (counts), for the commands' closing lines and tests
-LAST_PLAN: dict[str, int] = {}
-
-
 def plan_summary(plan: Sequence[Job], todo: Sequence[Job]) -> dict[str, int]:
     populations = [j for j in plan if j.population]
     return {
@@ -407,7 +401,6 @@ def plan_summary(plan: Sequence[Job], todo: Sequence[Job]) -> dict[str, int]:
         "population_members": sum(len(j.specs) for j in populations),
         "single_jobs": len(plan) - len(populations),
         "jobs_to_run": len(todo),
-        "population_jobs_to_run": sum(1 for j in todo if j.population),
     }
 
 

@@ -40,12 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from np_envs.experiments.datastate import read_data_state, write_data_state
+from np_envs.experiments.datastate import read_data_state
 from np_envs.experiments.results import (
     RunFolder,
-    atomic_save_with,
     atomic_write_bytes,
-    atomic_write_json,
     exclusive_lock,
     read_json,
 )
@@ -56,6 +54,9 @@ from np_envs.experiments.runner import (
     STATUS_FAILED,
     Measure,
     Schedule,
+    check_spec,
+    commit_checkpoint,
+    done_record,
     seed_globals,
     torch_threads,
 )
@@ -223,7 +224,7 @@ class PopulationRunner:
             if all(m.is_done for m in self.members):
                 return [self._result(p, None, computed=False) for p in range(len(self.specs))]
             for spec, member in zip(self.specs, self.members, strict=True):
-                _check_spec(member, spec)
+                check_spec(member, spec)
             try:
                 with torch_threads(1):
                     self._train()
@@ -277,22 +278,8 @@ class PopulationRunner:
         return agent
 
     def _checkpoint(self, agent: Any, pop_env: Any, chunk: int, wall: float) -> Path:
-        ckdir = self.checkpoint_dir
-        ckdir.mkdir(parents=True, exist_ok=True)
-        agent_file = ckdir / f"population-{chunk:06d}.zip"
-        env_base = ckdir / f"env-{chunk:06d}"
-        atomic_save_with(agent_file, agent.save)
-        env_files = write_data_state(env_base, pop_env.state_dict())
-        atomic_write_json(ckdir / "state.json", {
-            "chunk": chunk, "agent_file": agent_file.name, "env_file": env_base.name,
-            "num_timesteps": int(agent.num_timesteps), "wall_time": wall,
-        })
-        keep = {agent_file.name, *(f.name for f in env_files)}
-        for old in ckdir.iterdir():
-            if old.name.startswith(("population-", "env-")) and old.name not in keep:
-                with contextlib.suppress(OSError):
-                    old.unlink()
-        return agent_file
+        return commit_checkpoint(self.checkpoint_dir, "population", chunk, agent,
+                                 pop_env.state_dict(), {"wall_time": wall})
 
     def _reload(self, agent_cls: type, template: Any, pop_env: Any, chunk: int) -> Any:
         """Continue from the committed checkpoint: population and env state as saved."""
@@ -439,14 +426,8 @@ class PopulationRunner:
                 status = STATUS_DONE
             else:
                 continue
-            member.mark_done({
-                "status": status, "run_id": self.specs[p].run_id, "chunks": last["chunk"],
-                "samples": last["samples"], "epoch": last.get("epoch"),
-                "diverged_at": (last.get("epoch") if last.get("epoch") is not None
-                                else last["samples"]) if status == STATUS_DIVERGED else None,
-                "wall_time": last.get("wall_time"), "finished": time.time(),
-                "job": self.job.job_id,
-            })
+            member.mark_done({**done_record(self.specs[p].run_id, last, status),
+                              "job": self.job.job_id})
 
 
 def _has_final_row(member: RunFolder) -> bool:
@@ -478,14 +459,6 @@ def _teacher_error(agent: Any, p: int, teacher: np.ndarray) -> float:
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def _check_spec(folder: RunFolder, spec: RunSpec) -> None:
-    if folder.spec_file.is_file():
-        if RunSpec.from_dict(read_json(folder.spec_file)).digest != spec.digest:
-            raise RuntimeError(f"{folder.path} holds another run's spec")
-    else:
-        atomic_write_json(folder.spec_file, spec.to_dict())
 
 
 def run_population_job(specs: list[dict[str, Any]], root: str) -> list[dict[str, Any]]:

@@ -123,6 +123,53 @@ def _test_inputs(env: Any) -> np.ndarray | None:
         test_env.close()
 
 
+def check_spec(folder: RunFolder, spec: RunSpec) -> None:
+    """Write ``spec.json`` into a new run folder, or refuse a folder that holds another run."""
+    if folder.spec_file.is_file():
+        if RunSpec.from_dict(read_json(folder.spec_file)).digest != spec.digest:
+            raise RuntimeError(f"{folder.path} holds another run's spec")
+    else:
+        atomic_write_json(folder.spec_file, spec.to_dict())
+
+
+def commit_checkpoint(
+    ckdir: Path, prefix: str, chunk: int, agent: Any, env_state: dict[str, Any],
+    extra: dict[str, Any],
+) -> Path:
+    """Agent file first, then the env state (JSON + npz), then ``state.json``: the commit point.
+
+    Older agent and env files are removed once the new state is committed, so a folder holds
+    exactly one resumable checkpoint at any moment a kill can come.
+    """
+    ckdir.mkdir(parents=True, exist_ok=True)
+    agent_file = ckdir / f"{prefix}-{chunk:06d}.zip"
+    env_base = ckdir / f"env-{chunk:06d}"
+    atomic_save_with(agent_file, agent.save)
+    env_files = write_data_state(env_base, env_state)
+    atomic_write_json(ckdir / "state.json", {
+        "chunk": chunk, "agent_file": agent_file.name, "env_file": env_base.name,
+        "num_timesteps": int(agent.num_timesteps), **extra,
+    })
+    keep = {agent_file.name, *(f.name for f in env_files)}
+    for old in ckdir.iterdir():
+        if old.name.startswith((f"{prefix}-", "env-")) and old.name not in keep:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return agent_file
+
+
+def done_record(run_id: str, row: dict[str, Any], status: str) -> dict[str, Any]:
+    """The ``done`` marker of a run that ended (completed or diverged) with ``row``."""
+    diverged_at = None
+    if status == STATUS_DIVERGED:
+        diverged_at = row.get("epoch") if row.get("epoch") is not None else row["samples"]
+    return {
+        "status": status, "run_id": run_id, "chunks": row["chunk"], "samples": row["samples"],
+        "epoch": row.get("epoch"), "diverged_at": diverged_at,
+        "wall_time": row.get("wall_time"), "finished": time.time(),
+    }
+
+
 class Schedule:
     """Where the chunks end, in env steps, for a spec on its env."""
 
@@ -166,7 +213,7 @@ class Runner:
                 return self._result(STATUS_BUSY, computed=False)
             if folder.is_done:
                 return self._result(folder.done_record()["status"], computed=False)
-            self._check_spec()
+            check_spec(folder, self.spec)
             try:
                 with torch_threads(1):
                     status = self._train()
@@ -189,37 +236,14 @@ class Runner:
             "computed": computed,
         }
 
-    def _check_spec(self) -> None:
-        folder, wanted = self.folder, self.spec.to_dict()
-        if folder.spec_file.is_file():
-            found = read_json(folder.spec_file)
-            if RunSpec.from_dict(found).digest != self.spec.digest:
-                raise RuntimeError(f"{folder.path} holds another run's spec")
-        else:
-            atomic_write_json(folder.spec_file, wanted)
-
     def _make_agent(self, env: Any) -> Any:
         from agents import make_agent
 
         return make_agent(self.spec.agent, env, seed=self.spec.seed, **self.spec.agent_kwargs)
 
     def _checkpoint(self, agent: Any, env: Any, chunk: int, extra: dict[str, Any]) -> Path:
-        """Agent file first, then the env state, then state.json (the commit point)."""
-        ckdir = self.folder.checkpoint_dir
-        agent_file = ckdir / f"agent-{chunk:06d}.zip"
-        env_base = ckdir / f"env-{chunk:06d}"
-        atomic_save_with(agent_file, agent.save)
-        env_files = write_data_state(env_base, env.checkpoint_state())
-        atomic_write_json(ckdir / "state.json", {
-            "chunk": chunk, "agent_file": agent_file.name, "env_file": env_base.name,
-            "num_timesteps": int(agent.num_timesteps), **extra,
-        })
-        keep = {agent_file.name, *(f.name for f in env_files)}
-        for old in ckdir.iterdir():  # keep only the committed files
-            if old.name.startswith(("agent-", "env-")) and old.name not in keep:
-                with contextlib.suppress(OSError):
-                    old.unlink()
-        return agent_file
+        return commit_checkpoint(self.folder.checkpoint_dir, "agent", chunk, agent,
+                                 env.checkpoint_state(), extra)
 
     def _load_agent(self, agent_cls: type, path: Path, env: Any, chunk: int) -> Any:
         """Continue from a checkpoint: rewind the stream to the pending trial, reload, reseed."""
@@ -316,20 +340,7 @@ class Runner:
         return SB3Agent
 
     def _finish(self, row: dict[str, Any], status: str) -> str:
-        if status == STATUS_DIVERGED and not row.get("diverged"):
-            row = {**row, "diverged": True}
-        record = {
-            "status": status,
-            "run_id": self.spec.run_id,
-            "chunks": row["chunk"],
-            "samples": row["samples"],
-            "epoch": row.get("epoch"),
-            "diverged_at": (row.get("epoch") if row.get("epoch") is not None
-                            else row["samples"]) if status == STATUS_DIVERGED else None,
-            "wall_time": row.get("wall_time"),
-            "finished": time.time(),
-        }
-        self.folder.mark_done(record)
+        self.folder.mark_done(done_record(self.spec.run_id, row, status))
         return status
 
 
