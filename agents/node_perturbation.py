@@ -133,17 +133,39 @@ class NodePerturbation(PerturbationRule):
         ]
         self._ht = [torch.empty(members, batch_size, s, **kw) for s in sizes]
         self._noisy = self.perturbed_layers()
-        shapes = [(members, batch_size, sizes[k]) for _ in range(n_pert) for k in self._noisy]
+        # members that share a seed share their noise stream (same seed, same draws): it is
+        # drawn once per group and spread to the members (side by side on a seeds x rates grid)
+        groups = self.layout.num_groups
+        spread = self.layout.per_group if groups < members else 1
+        draw_rows = groups if groups < members else members
+        shapes = [(draw_rows, batch_size, sizes[k]) for _ in range(n_pert) for k in self._noisy]
         numbers = sum(int(np.prod(s)) for s in shapes)
         self.teardown()
         self._noise = GaussianNoise(
-            self.noise_generators, shapes, self.dtype, self.device,
+            self._drawing_generators(draw_rows), shapes, self.dtype, self.device,
             mode=self.noise_mode or self._auto_noise_mode(batch_size, numbers),
-            members=members,
+            members=draw_rows,
         )
         self._n_pert = n_pert
         self._xi: list[list[torch.Tensor]] = []
         self._sigma = self.sigma_tensor()
+        # irregular member order: each member gets a copy of its group's noise after a draw
+        self._gathered = None if spread is not None else [
+            torch.empty(members, batch_size, sizes[k], **kw)
+            for _ in range(n_pert) for k in self._noisy]
+        # on a grid, sum_j c_j xi_j is written per member here (the noise rows are shared)
+        self._e = [torch.empty(members, batch_size, sizes[k], **kw) for k in self._noisy] \
+            if spread is not None and spread > 1 else None
+        self._sigma_grid = self._sigma.view(groups, spread, 1, 1) \
+            if spread is not None and spread > 1 else None
+
+    def _drawing_generators(self, draw_rows: int) -> list[torch.Generator]:
+        """The generators that draw: every member's, or its group's first member's."""
+        if draw_rows == self.num_members:
+            return self.noise_generators
+        s = self.noise_streams
+        first = [self.layout.member_groups.index(g) for g in range(draw_rows)]
+        return [self.noise_generators[p * s + stream] for p in first for stream in range(s)]
 
     def _auto_noise_mode(self, batch_size: int, numbers: int) -> str:
         """Threads only pay on a multi-core CPU with enough noise per update; ahead when torch
@@ -156,11 +178,20 @@ class NodePerturbation(PerturbationRule):
     def teardown(self) -> None:
         if self._noise is not None:
             self._noise.close()
+            if self._noise.members < self.num_members:  # group-mates catch up with the drawer
+                for gen, state in zip(self.noise_generators, self.noise_generator_states(),
+                                      strict=True):
+                    gen.set_state(state)
 
     def noise_generator_states(self) -> list[torch.Tensor]:
-        if self._noise is not None:
-            return self._noise.consumer_states()
-        return super().noise_generator_states()
+        """One state per member and stream (group-mates' are their group's drawing stream)."""
+        if self._noise is None:
+            return super().noise_generator_states()
+        states = self._noise.consumer_states()
+        if self._noise.members == self.num_members:
+            return states
+        s = self.noise_streams
+        return [states[g * s + stream] for g in self.layout.member_groups for stream in range(s)]
 
     def pop_clean(self, x: torch.Tensor) -> torch.Tensor:
         last = self.n_layers - 1
@@ -185,28 +216,51 @@ class NodePerturbation(PerturbationRule):
         return h
 
     def _draw_noise(self) -> None:
+        """Fresh xi for every perturbed layer: (P, B, L), or (G, B, L) shared on a grid."""
         assert self._noise is not None
         flat = self._noise.draw()
+        if self._gathered is not None:
+            index = self._groups_index()
+            flat = [torch.index_select(xi, 0, index, out=buf)
+                    for xi, buf in zip(flat, self._gathered, strict=True)]
         n = len(self._noisy)
         self._xi = [flat[j * n:(j + 1) * n] for j in range(self._n_pert)]
+
+    def perturb(self, base: torch.Tensor, xi: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out = base + sigma_p * xi`` for every member p (``out`` may be ``base``); ``xi``
+        is each member's (P, ...) or, on a seeds x rates grid, each group's (G, ...)."""
+        if self._sigma_grid is None:
+            return torch.addcmul(base, xi, self._sigma, out=out)
+        g, r = self._sigma_grid.shape[:2]
+        torch.addcmul(base.view(g, r, *base.shape[1:]), xi.unsqueeze(1), self._sigma_grid,
+                      out=out.view(g, r, *out.shape[1:]))
+        return out
 
     def pop_perturbed(self, x: torch.Tensor, index: int) -> torch.Tensor:
         if index == 0:
             self._draw_noise()
         xi = self._xi[index]
-        sigma, act = self._sigma, self.activation
-        ht = torch.addcmul(self._z1, xi[0], sigma, out=self._ht[0])  # W_1 x reused
+        ht = self.perturb(self._z1, xi[0], out=self._ht[0])  # W_1 x reused
         for k in range(1, self.n_layers):
-            activate_(ht, act)
-            ht = self.layer(k, ht, out=self._ht[k]).addcmul_(xi[k], sigma)
+            activate_(ht, self.activation)
+            ht = self.perturb(self.layer(k, ht, out=self._ht[k]), xi[k], out=self._ht[k])
         return ht
 
     def _weighted_noise(self, k: int, c: torch.Tensor) -> torch.Tensor:
-        """sum_j c_j * xi_{k,j} (c already holds -lr / n_pert), in the consumed noise buffer."""
+        """sum_j c_j * xi_{k,j} per member (c already holds -lr / n_pert): in the consumed
+        noise buffer, or on a grid (shared noise rows) in a per-member buffer."""
         pos = self._noisy.index(k)
-        e = self._xi[0][pos].mul_(c[0])
+        if self._e is None:
+            e = self._xi[0][pos].mul_(c[0])
+            for j in range(1, self._n_pert):
+                e.addcmul_(self._xi[j][pos], c[j])
+            return e
+        e = self._e[pos]
+        g, r = self._sigma_grid.shape[:2]
+        grid = e.view(g, r, *e.shape[1:])
+        torch.mul(self._xi[0][pos].unsqueeze(1), c[0].view(g, r, *c.shape[2:]), out=grid)
         for j in range(1, self._n_pert):
-            e.addcmul_(self._xi[j][pos], c[j])
+            grid.addcmul_(self._xi[j][pos].unsqueeze(1), c[j].view(g, r, *c.shape[2:]))
         return e
 
     def apply_update(self, k: int, e: torch.Tensor) -> None:

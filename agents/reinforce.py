@@ -48,7 +48,7 @@ class BackpropReinforce(NodePerturbation):
         if index == 0:
             self._draw_noise()
         last = self.n_layers - 1
-        return torch.addcmul(self._h[last], self._xi[index][0], self._sigma, out=self._ht[last])
+        return self.perturb(self._h[last], self._xi[index][0], out=self._ht[last])
 
     def pop_update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
         c = self.reward_coefficients(clean_rewards, perturbed_rewards)

@@ -5,6 +5,7 @@ np-envs listens on the loopback address only."""
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import pickle
 import sys
@@ -158,7 +159,7 @@ def _listening_sockets(pids: set[int]) -> list[str]:
         except OSError:
             continue
     found = []
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
@@ -168,13 +169,18 @@ def _listening_sockets(pids: set[int]) -> list[str]:
             local, status, inode = fields[1], fields[3], fields[9]
             if status == "0A" and inode in inodes:  # 0A: LISTEN
                 addr, port = local.split(":")
-                if width == 8:
-                    ip = ".".join(str(b) for b in reversed(bytes.fromhex(addr)))
-                else:
-                    ip = "::1" if addr.endswith("01000000") and set(addr[:24]) == {"0"} \
-                        else addr
-                found.append(f"{ip}:{int(port, 16)}")
+                found.append(f"{_proc_net_address(addr)}:{int(port, 16)}")
     return found
+
+
+def _proc_net_address(hex_addr: str) -> str:
+    """An address of /proc/net/tcp{,6} (32-bit words in host order) as text; an IPv4-mapped
+    IPv6 address (``::ffff:127.0.0.1``, how gRPC's dual-stack sockets appear) as its IPv4."""
+    raw = b"".join(bytes.fromhex(hex_addr[i:i + 8])[::-1] for i in range(0, len(hex_addr), 8))
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw))
+    ip6 = ipaddress.IPv6Address(raw)
+    return str(ip6.ipv4_mapped or ip6)
 
 
 def _descendants(pid: int) -> set[int]:
@@ -192,9 +198,15 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def test_proc_net_addresses_are_read_as_the_kernel_writes_them():
+    assert _proc_net_address("0100007F") == "127.0.0.1"
+    assert _proc_net_address("00000000") == "0.0.0.0"
+    assert _proc_net_address("0000000000000000FFFF00000100007F") == "127.0.0.1"
+    assert _proc_net_address("00000000000000000000000001000000") == "::1"
+    assert _proc_net_address("00000000000000000000000000000000") == "::"
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Ray 2.60 resolves a loopback _node_ip_address to the "
-                   "host's address and binds its gRPC servers to 0.0.0.0; see start_local_ray")
 def test_a_local_ray_started_by_np_envs_listens_on_loopback_only():
     ray = pytest.importorskip("ray")
     import os
@@ -208,6 +220,7 @@ def test_a_local_ray_started_by_np_envs_listens_on_loopback_only():
         assert {n["NodeManagerAddress"] for n in ray.nodes()} == {RAY_LOCAL_IP}
         sockets = _listening_sockets(_descendants(os.getpid()) | {os.getpid()})
         assert sockets, "found no listening socket of the local Ray"
-        assert all(s.startswith(("127.0.0.1:", "::1:")) for s in sockets), sockets
+        assert all(ipaddress.ip_address(s.rsplit(":", 1)[0]).is_loopback for s in sockets), \
+            sockets
     finally:
         ray.shutdown()

@@ -563,15 +563,28 @@ _RAY_POLL_S = 0.5
 
 def start_local_ray(jobs: int) -> None:
     """A new local Ray instance (``address="local"``: never an existing cluster found by
-    auto-detection or ``RAY_ADDRESS``) with ``jobs`` CPUs, no dashboard, node address
-    127.0.0.1. Caveat: Ray 2.60 maps a loopback ``_node_ip_address`` to the host's address and
-    its gRPC servers still listen on all interfaces (guarded by Ray's token authentication);
-    ``tests/test_trust.py`` holds the loopback check as an expected failure until Ray binds
-    to the node address (ray-project/ray#59852)."""
-    import ray
+    auto-detection or ``RAY_ADDRESS``) with ``jobs`` CPUs, no dashboard, listening on the
+    loopback address only.
 
-    ray.init(address="local", num_cpus=max(1, jobs), include_dashboard=False,
-             _node_ip_address=RAY_LOCAL_IP, runtime_env=_ray_runtime_env(), log_to_driver=False)
+    Why the switch: Ray (2.60) replaces a loopback ``_node_ip_address`` by the host's address
+    unless its multi-node support is off (``ray_constants.ENABLE_RAY_CLUSTER``, read from
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when ray is imported); with the address kept at
+    127.0.0.1, its gRPC servers and agents bind to 127.0.0.1 rather than to every interface. The
+    switch is turned off for this call only, so a later ``--address`` connection is unaffected.
+    """
+    import ray
+    from ray._private import ray_constants
+
+    cluster_switch = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if cluster_switch is not None:  # absent in a Ray without the switch: nothing to turn off
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", num_cpus=max(1, jobs), include_dashboard=False,
+                 _node_ip_address=RAY_LOCAL_IP, runtime_env=_ray_runtime_env(),
+                 log_to_driver=False)
+    finally:
+        if cluster_switch is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster_switch
 
 
 def _run_ray(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
