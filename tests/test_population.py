@@ -203,11 +203,19 @@ def test_make_population_grid_member_and_predict(tmp_path: Path) -> None:
         _ = population.network
 
 
-def test_member_continues_like_the_single_run() -> None:
-    """An extracted member keeps learning exactly as the uninterrupted single agent."""
+@pytest.mark.parametrize("seeds", [[0, 1], [1, 1], [0, 1, 1, 0]],
+                         ids=["own-noise", "shared-noise-grid", "shared-noise-gathered"])
+def test_member_continues_like_the_single_run(seeds: list[int]) -> None:
+    """An extracted member keeps learning exactly as the uninterrupted single agent, also when
+    it drew its noise together with group-mates (members sharing a seed share one stream)."""
     shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
-    population = make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3], seed=[0, 1],
+    rates = [1e-3, 2e-3, 3e-3, 4e-3][:len(seeds)]
+    population = make_agent("np", make_env("linear"), learning_rate=rates, seed=seeds,
                             **shared).learn(160)
+    states = population.noise_generator_states()
+    for p, q in [(p, q) for p in range(len(seeds)) for q in range(len(seeds))
+                 if seeds[p] == seeds[q]]:
+        assert torch.equal(states[2 * p], states[2 * q])  # two streams per member
     member = population.member(1)
     member.set_env(make_env("linear"))
     single = make_agent("np", make_env("linear"), learning_rate=2e-3, seed=1, **shared)

@@ -24,7 +24,8 @@ that keeps the ordinary env's conventions wherever they apply:
   exactly the rewards, ``mse`` and ``correct`` that ordinary env would give its actions;
 - a trial is ``evals_per_input`` steps on the same input; autoreset is SAME_STEP (the step that
   ends a trial returns the next trial's inputs and the finished ones in ``info["final_obs"]``);
-- within a trial every step returns the same observation array: treat it as read-only.
+- within a trial every step returns the same observation array: treat it as read-only;
+  ``terminated`` and ``truncated`` are shared read-only arrays, too (they never change).
 
 What differs: a member whose actions hold NaN or inf does not raise (the ordinary env does). Its
 rewards are NaN and ``info["finite"][p]`` is False, while the others are scored normally, so a
@@ -47,7 +48,7 @@ import gymnasium as gym
 import numpy as np
 
 from np_envs.envs.core import RewardOnlyVectorEnv
-from np_envs.envs.stream import SampleStream
+from np_envs.envs.stream import DatasetStream, SampleStream
 from np_envs.losses import loss_in_place
 
 STATE_VERSION = 1
@@ -133,6 +134,9 @@ class PopulationEnv:
         self.spec = getattr(template, "spec", None) or base.spec
         self.teacher: np.ndarray | None = getattr(base, "teacher", None)
         self.streams: list[SampleStream] = [base.stream.clone() for _ in range(self.num_groups)]
+        self._one_data_set = type(base.stream).next is DatasetStream.next and all(
+            s.inputs is self.streams[0].inputs and s.targets is self.streams[0].targets
+            for s in self.streams)
         self.epoch_size: int | None = base.stream.size
         self.obs_dim = base.stream.obs_dim
         self.target_dim = base.stream.target_dim
@@ -144,6 +148,19 @@ class PopulationEnv:
         self._epochs: np.ndarray | None = None  # (G, B), int64
         self._evals_done = 0
         self._obs_shape = (self.num_groups, self.num_envs, self.obs_dim)
+        # members ordered group by group, R per group (a seeds x rates grid): the answers are
+        # scored as a (G, R, B, act) view against the groups' targets, with no per-member copy
+        per_group, rest = divmod(self.num_members, self.num_groups)
+        regular = rest == 0 and bool(
+            (self.member_groups == np.arange(self.num_members) // per_group).all())
+        self._per_group = per_group if regular else None
+        self._answers = np.empty(self.action_shape, np.float64)  # the scoring's work array
+        self._member_targets: np.ndarray | None = None  # targets as the answers' layout sees
+        self._member_labels: np.ndarray | None = None  # softmax: each member's true classes
+        self._truncated = np.zeros((self.num_groups, self.num_envs), dtype=bool)
+        self._truncated.flags.writeable = False
+        self._all_true = np.ones((self.num_groups, self.num_envs), dtype=bool)
+        self._all_true.flags.writeable = False
 
     @property
     def unwrapped(self) -> PopulationEnv:
@@ -158,7 +175,16 @@ class PopulationEnv:
 
     def _start(self) -> np.ndarray:
         """Draw each group's next batch; one contiguous (G, B, obs_dim) array for all groups."""
-        if self.num_groups == 1:  # a view, no copy
+        if self._one_data_set and self.num_groups > 1:
+            # every group reads the same arrays: one gather of all groups' rows at once
+            # (measured ~2x faster than a gather per group on MNIST)
+            picks = [stream.next_rows(self.num_envs) for stream in self.streams]
+            rows = np.stack([r for r, _ in picks])
+            first = self.streams[0]
+            self._obs = first.inputs.take(rows, axis=0)
+            self._targets = first.targets.take(rows, axis=0)
+            self._epochs = np.stack([e for _, e in picks])
+        elif self.num_groups == 1:  # a view, no copy
             batch = self.streams[0].next(self.num_envs)
             self._obs = batch.inputs[None]
             self._targets = batch.targets[None]
@@ -173,7 +199,19 @@ class PopulationEnv:
             self._targets = np.stack([batch.targets for batch in batches])
             self._epochs = np.stack([batch.epochs for batch in batches])
         self._evals_done = 0
+        self._trial_targets()
         return self._obs
+
+    def _trial_targets(self) -> None:
+        """Once per trial: the targets (and labels) laid out as the members' answers are."""
+        assert self._targets is not None
+        if self._per_group is not None:  # (G, 1, B, T): broadcast over each group's members
+            self._member_targets = self._targets[:, None]
+        else:
+            self._member_targets = self._targets[self.member_groups]
+        self._member_labels = None
+        if self.readout == "softmax":
+            self._member_labels = self._targets.argmax(axis=2)[self.member_groups]
 
     def reset(
         self, seed: int | Sequence[int | None] | None = None
@@ -228,33 +266,41 @@ class PopulationEnv:
             raise RuntimeError("step() called before reset(): call env.reset() first")
         actions = self._check_actions(actions)
         assert self._targets is not None and self._epochs is not None
-        groups = self.member_groups
-        targets = self._targets[groups]  # (P, B, target_dim): small, the inputs are not copied
         finite_actions = np.isfinite(actions).all(axis=(1, 2))
-        # a diverged member's NaN/inf must not warn or spill over: rows are scored independently
-        with np.errstate(invalid="ignore", over="ignore"):
-            # a float64 copy of the answers, read out and compared in place
-            losses = loss_in_place(actions.astype(np.float64), targets, self.readout)
-        losses[~finite_actions] = np.nan
+        if finite_actions.all() and actions.dtype.itemsize <= 4:
+            losses = self._losses(actions)  # float32 answers: nothing can overflow in float64
+        else:  # a diverged member's NaN/inf must not warn or spill over: rows are independent
+            with np.errstate(invalid="ignore", over="ignore"):
+                losses = self._losses(actions)
+            losses[~finite_actions] = np.nan
         info: dict[str, Any] = {
             "epoch": self._epochs,
             "mse": (2.0 / self.target_dim) * losses,
         }
-        if self.readout == "softmax":
-            labels = self._targets.argmax(axis=2)[groups]
-            info["correct"] = (actions.argmax(axis=2) == labels) & finite_actions[:, None]
+        if self._member_labels is not None:
+            info["correct"] = (actions.argmax(axis=2) == self._member_labels) \
+                & finite_actions[:, None]
         info["finite"] = np.isfinite(losses).all(axis=1)
         if self.reveal_target:
             info["target"] = self._targets
         self._evals_done += 1
-        rewards = -losses
-        shape = (self.num_groups, self.num_envs)
-        truncated = np.zeros(shape, dtype=bool)
+        rewards = np.negative(losses, out=losses)
         if self._evals_done < self.evals_per_input:  # same input, same array: read-only
-            return self._obs, rewards, truncated, truncated.copy(), info
+            return self._obs, rewards, self._truncated, self._truncated, info
         info["final_obs"] = self._obs
-        info["_final_obs"] = np.ones(shape, dtype=bool)
-        return self._start(), rewards, ~truncated, truncated, info
+        info["_final_obs"] = self._all_true
+        return self._start(), rewards, self._all_true, self._truncated, info
+
+    def _losses(self, actions: np.ndarray) -> np.ndarray:
+        """Per member and sample, ``loss_numpy``'s numbers: the answers cast to float64 in a
+        work array, read out and compared with their group's targets in place."""
+        answers = self._answers
+        np.copyto(answers, actions)
+        r = self._per_group
+        if r is not None:
+            answers = answers.reshape(self.num_groups, r, self.num_envs, self.target_dim)
+        losses = loss_in_place(answers, self._member_targets, self.readout)
+        return losses.reshape(self.num_members, self.num_envs)
 
     # ------------------------------------------------------------------ resume
 
@@ -325,6 +371,7 @@ class PopulationEnv:
             )
         self._obs, self._targets, self._epochs = obs, targets, epochs
         self._evals_done = operator.index(trial["evals_done"])
+        self._trial_targets()
 
     def close(self) -> None:
         """Drop the current trial; closes the template only if this population made it."""

@@ -143,6 +143,13 @@ class DatasetStream(SampleStream):
         self._fixed_order = None if fixed is None else np.asarray(fixed).copy()
 
     def next(self, count: int, out: np.ndarray | None = None) -> Batch:
+        rows, epochs = self.next_rows(count)
+        inputs = self.inputs[rows] if out is None else np.take(self.inputs, rows, axis=0, out=out)
+        return Batch(inputs, self.targets[rows], epochs, rows)
+
+    def next_rows(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The row numbers and epochs of the next ``count`` elements (what :meth:`next` reads);
+        a population gathers several streams' rows in one indexing call."""
         start = self._position
         first_epoch, offset = divmod(start, self.size)
         if offset + count <= self.size:  # the common case: one epoch, one slice
@@ -156,8 +163,7 @@ class DatasetStream(SampleStream):
                 mask = epochs == epoch
                 rows[mask] = self._order(int(epoch))[offsets[mask]]
         self._position = start + count
-        inputs = self.inputs[rows] if out is None else np.take(self.inputs, rows, axis=0, out=out)
-        return Batch(inputs, self.targets[rows], epochs, np.asarray(rows, np.int64))
+        return np.asarray(rows, np.int64), epochs
 
 
 class TeacherStream(SampleStream):
