@@ -34,6 +34,7 @@ a population of one.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import pathlib
@@ -111,7 +112,7 @@ class GroupLayout:
     def num_groups(self) -> int:
         return len(self.group_seeds)
 
-    @property
+    @functools.cached_property
     def per_group(self) -> int | None:
         """R when member p belongs to group p // R (a seeds x rates grid), else None."""
         g, p = self.num_groups, self.num_members

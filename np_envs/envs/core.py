@@ -17,7 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from np_envs.envs.stream import SampleStream
-from np_envs.losses import READOUTS, Readout, loss_numpy, readout_numpy
+from np_envs.losses import READOUTS, Readout, loss_in_place
 
 BatchReduction = Literal["mean", "sum"]
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -110,11 +110,14 @@ class TrialLogic:
     def score(self, actions: Any) -> tuple[np.ndarray, bool, dict[str, Any]]:
         if self.obs is None:
             raise RuntimeError("step() called before reset(): call env.reset() first")
-        actions = self.check_action(actions)
+        actions = self.check_action(actions)  # finite from here on
         assert self.targets is not None and self.epochs is not None
-        out = readout_numpy(actions.astype(np.float64, copy=False), self.readout)
-        with np.errstate(over="ignore", invalid="ignore"):
-            losses = loss_numpy(out, self.targets, "linear")  # out is already read out
+        answers = actions.astype(np.float64)  # a copy the loss may overwrite
+        if actions.dtype.itemsize <= 4:  # float32 answers cannot overflow in float64
+            losses = loss_in_place(answers, self.targets, self.readout)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                losses = loss_in_place(answers, self.targets, self.readout)
         if not np.isfinite(losses).all():
             raise RewardOverflowError(_overflow_message(actions, losses))
         info: dict[str, Any] = {
@@ -208,7 +211,8 @@ class RewardOnlyVectorEnv(VectorEnv):
 
     - ``final_obs``: the finished trial's observations, ``final_obs[i]`` for sub-env ``i``; one
       ``(num_envs, obs_dim)`` array rather than Gymnasium's object array of rows (same indexing,
-      no per-row objects on the hot path); ``_final_obs``: all True (every trial ends together).
+      no per-row objects on the hot path); ``_final_obs``: all True (every trial ends together;
+      the all-True masks are one shared read-only array).
     - ``final_info``: the finished step's info (``epoch``, ``mse``, ``correct``, ``target``),
       each key with its ``_key`` mask; ``_final_info``: all True.
 
@@ -250,6 +254,8 @@ class RewardOnlyVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._seeded = False
+        self._every_env = np.ones(self.num_envs, dtype=bool)
+        self._every_env.flags.writeable = False
 
     @property
     def stream(self) -> SampleStream:
@@ -274,12 +280,13 @@ class RewardOnlyVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         if not trial_over:  # same input, same array: a trial's observation is read-only
             return self._trial.obs, rewards, truncated, truncated.copy(), info
+        every = self._every_env  # the "_key" masks: all True, one shared read-only array
         final_info: dict[str, Any] = {}
         for key, value in info.items():
             final_info[key] = value
-            final_info[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+            final_info[f"_{key}"] = every
         info["final_obs"] = self._trial.obs
-        info["_final_obs"] = np.ones(self.num_envs, dtype=bool)
+        info["_final_obs"] = every
         info["final_info"] = final_info
-        info["_final_info"] = np.ones(self.num_envs, dtype=bool)
+        info["_final_info"] = every
         return self._trial.start(), rewards, ~truncated, truncated, info
