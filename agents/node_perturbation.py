@@ -22,14 +22,13 @@ streams that a worker thread can fill beside the main one (agents/noise.py).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from agents.network import activate_
-from agents.noise import NOISE_MODES, GaussianNoise
+from agents.noise import NOISE_MODES, GaussianNoise, cores_per_process
 from agents.population import PopulationAgent, _as_list, _population_size
 
 #: below this many noise numbers per update, a worker thread costs more than it saves
@@ -168,10 +167,10 @@ class NodePerturbation(PerturbationRule):
         return [self.noise_generators[p * s + stream] for p in first for stream in range(s)]
 
     def _auto_noise_mode(self, batch_size: int, numbers: int) -> str:
-        """Threads only pay on a multi-core CPU with enough noise per update; ahead when torch
-        runs single-threaded (a core is idle anyway), in parallel streams otherwise."""
+        """Threads only pay with a core to spare (see agents/noise.py) and enough noise per
+        update; ahead when torch runs single-threaded, in parallel streams otherwise."""
         if (self.device.type != "cpu" or numbers < THREADED_NOISE_MIN_NUMBERS
-                or (os.cpu_count() or 1) < 2):
+                or cores_per_process() < 2):
             return "serial"
         return "prefetch" if self.learn_threads(batch_size) == 1 else "parallel"
 

@@ -263,11 +263,16 @@ def _handover(run: Run, updates: int, repeats: int) -> dict[str, float]:
     return {key: value / updates for key, value in best.items()}
 
 
-def _worker(code_root: str | None, data: str, barrier: Any, conn: Any) -> None:
-    """Serve requests: build a case, time it (after the barrier), measure arithmetic, quit."""
+def _worker(code_root: str | None, data: str, barrier: Any, conn: Any, cores: int) -> None:
+    """Serve requests: build a case, time it (after the barrier), measure arithmetic, quit.
+
+    ``cores``: this worker's share of the machine, told to the code as the experiment runner
+    tells its pool workers (NP_ENVS_CORES_PER_PROCESS; the code before the engine ignores it).
+    """
     if code_root:
         sys.path.insert(0, code_root)
     os.environ["NP_ENVS_DATA"] = data
+    os.environ["NP_ENVS_CORES_PER_PROCESS"] = str(cores)
     runs: list[Run] = []
     while True:
         request = conn.recv()
@@ -313,9 +318,10 @@ class Workers:
         barrier = ctx.Barrier(len(cases)) if len(cases) > 1 else None
         data = os.environ.get("NP_ENVS_DATA", str(SHARED_DATA))
         self.conns, self.procs = [], []
+        cores = max(1, (os.cpu_count() or 1) // len(cases))
         for _ in cases:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(code_root, data, barrier, child),
+            proc = ctx.Process(target=_worker, args=(code_root, data, barrier, child, cores),
                                daemon=True)
             proc.start()
             self.conns.append(parent)

@@ -177,10 +177,11 @@ def _watch_parent(parent: int) -> None:
         time.sleep(_PARENT_POLL_S)
 
 
-def _worker_init(parent: int, sys_path: list[str]) -> None:
-    """Pool worker set-up: one torch thread, the parent's import path, die with the parent,
-    ignore SIGINT (the driver stops the pool; a worker's KeyboardInterrupt would only print a
-    traceback). The driver starts workers with SIGINT/SIGTERM blocked; unblocked here."""
+def _worker_init(parent: int, sys_path: list[str], cores: int = 1) -> None:
+    """Pool worker set-up: one torch thread, ``cores`` cores to itself (the rules' automatic
+    noise threads look at it), the parent's import path, die with the parent, ignore SIGINT
+    (the driver stops the pool; a worker's KeyboardInterrupt would only print a traceback).
+    The driver starts workers with SIGINT/SIGTERM blocked; unblocked here."""
     _kill_me_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -191,7 +192,10 @@ def _worker_init(parent: int, sys_path: list[str]) -> None:
             sys.path.insert(0, p)
     import torch
 
+    from agents.noise import CORES_PER_PROCESS_ENV
+
     torch.set_num_threads(1)
+    os.environ[CORES_PER_PROCESS_ENV] = str(cores)
 
 
 #: how often the pool and Ray drivers read the running jobs' checkpoints for progress
@@ -477,7 +481,7 @@ def _run_pool(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
     ctx = mp.get_context("spawn")
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
-        initargs=(os.getpid(), list(sys.path)),
+        initargs=(os.getpid(), list(sys.path), max(1, (os.cpu_count() or 1) // jobs)),
     )
     stopped = False
     try:
@@ -552,6 +556,9 @@ def _ray_runtime_env() -> dict[str, Any]:
         paths + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     if os.environ.get("NP_ENVS_DATA"):
         env_vars["NP_ENVS_DATA"] = os.environ["NP_ENVS_DATA"]
+    from agents.noise import CORES_PER_PROCESS_ENV
+
+    env_vars[CORES_PER_PROCESS_ENV] = "1"  # every job is a task with num_cpus=1
     return {"env_vars": env_vars}
 
 
