@@ -59,16 +59,6 @@ def derived_seed(seed: int, stream: int) -> int:
                >> np.uint64(1))
 
 
-def _add_outer_products(w: torch.Tensor, e: torch.Tensor, x: torch.Tensor) -> None:
-    """``w[i] += e[i]^T x[i]`` (batched, summed over the rows n of e and x). One sample (the
-    linear task) is an outer product, where a broadcast multiply-add measured ~1.4x faster than
-    a batched product with an inner size of one."""
-    if e.shape[1] == 1:
-        w.addcmul_(e.transpose(1, 2), x)
-    else:
-        w.baddbmm_(e.transpose(1, 2), x)
-
-
 def _as_list(value: Any, count: int, name: str) -> list[Any]:
     """A per-member setting: one value for everyone, or exactly one per member."""
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -421,13 +411,13 @@ class PopulationAgent(RewardAgent):
         p, h, n_in = w.shape
         r = self._grouping(x.shape[0])
         if r == 1:
-            _add_outer_products(w, e, x)
+            w.baddbmm_(e.transpose(1, 2), x)
         elif r is not None:
             g, batch = x.shape[0], x.shape[1]
             eg = e.view(g, r, batch, h).transpose(1, 2).reshape(g, batch, r * h)
-            _add_outer_products(w.view(g, r * h, n_in), eg, x)
+            w.view(g, r * h, n_in).baddbmm_(eg.transpose(1, 2), x)
         else:
-            _add_outer_products(w, e, x.index_select(0, self._groups_index()))
+            w.baddbmm_(e.transpose(1, 2), x.index_select(0, self._groups_index()))
         if b is not None:
             b.add_(e.sum(dim=1))
 
@@ -450,7 +440,7 @@ class PopulationAgent(RewardAgent):
 
     def layer_update(self, k: int, e: torch.Tensor, h_prev: torch.Tensor) -> None:
         """``W_k[p] += e[p]^T h_prev[p]``, ``b_k[p] += sum_n e[p, n]`` (k >= 1)."""
-        _add_outer_products(self.weights[k], e, h_prev)
+        self.weights[k].baddbmm_(e.transpose(1, 2), h_prev)
         b = self.biases[k]
         if b is not None:
             b.add_(e.sum(dim=1))
