@@ -123,6 +123,27 @@ def test_mnist_loads_real_data(shared):
         assert again[0] is images and again[1] is labels  # parsed once per process
 
 
+def test_mnist_env_observes_the_loaded_images_bit_for_bit(shared):
+    """The envs keep MNIST's pixel bytes (a quarter of the memory) and divide each batch as
+    they draw it: the observations are exactly ``load_mnist``'s float32 images."""
+    import gymnasium as gym
+
+    from np_envs.data import load_mnist_pixels
+
+    pixels, labels = load_mnist_pixels("test")
+    assert pixels.dtype == np.uint8 and pixels.shape == (10_000, 784)
+    assert not pixels.flags.writeable
+    images, same_labels = load_mnist("test")
+    assert np.array_equal(labels, same_labels)
+    env = gym.make_vec("NPMNIST-v0", num_envs=64, split="test")
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and env.single_observation_space.contains(obs[0])
+    assert np.array_equal(obs, images[:64])  # the test split is read in order
+    stream = env.unwrapped.stream
+    rows = np.array([[3, 9_999], [0, 17]])
+    assert np.array_equal(stream.read_inputs(rows), images[rows])
+
+
 def test_sarcos_test_file_scheme_is_contiguous_and_leak_free(shared):
     rows = real_sarcos_test_rows()
     x_train, y_train = load_sarcos("train", scheme="test-file")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import integrity, mnist, sarcos
 from .errors import DataCorruptError, DataError, DataMissingError, DataWarning
 from .locations import cache_dir, data_dir
-from .mnist import load_mnist
+from .mnist import load_mnist, load_mnist_pixels
 from .sarcos import SARCOS_SCHEMES, load_sarcos, sarcos_overlap_report
 
 
@@ -32,6 +32,7 @@ __all__ = [
     "clear_cache",
     "data_dir",
     "load_mnist",
+    "load_mnist_pixels",
     "load_sarcos",
     "sarcos_overlap_report",
 ]

@@ -90,21 +90,40 @@ def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     return _load(str(data_dir()), split)
 
 
-@functools.lru_cache(maxsize=4)  # 2 splits x 2 folders; bounded: MNIST train is 188 MB
-def _load(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_pixels(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST ``split`` as stored: pixel bytes uint8 ``(N, 784)`` (0..255, flattened row-major)
+    and labels int64 ``(N,)``, read-only. :func:`load_mnist`'s images are these / 255 in
+    float32; the environments keep the bytes (47 MB for the training set instead of 188 MB)
+    and divide each batch as they draw it."""
+    if split not in MNIST_SPLITS:
+        raise ValueError(f"unknown MNIST split {split!r}; valid splits: {sorted(MNIST_SPLITS)}")
+    return _load_pixels(str(data_dir()), split)
+
+
+@functools.lru_cache(maxsize=4)  # 2 splits x 2 folders
+def _load_pixels(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     del folder  # part of the cache key only: the paths come from data_dir()
     image_file, label_file = MNIST_SPLITS[split]
     paths = require((image_file, label_file), validate)
     pixels = read_idx(image_file, paths[image_file])
     labels = read_idx(label_file, paths[label_file])
-    images = pixels.reshape(len(pixels), N_PIXELS).astype(np.float32)
-    images /= np.float32(255.0)
+    pixels = np.ascontiguousarray(pixels.reshape(len(pixels), N_PIXELS))
     targets = labels.astype(np.int64)
-    for array in (images, targets):
+    for array in (pixels, targets):
         array.flags.writeable = False
+    return pixels, targets
+
+
+@functools.lru_cache(maxsize=4)  # 2 splits x 2 folders; bounded: MNIST train is 188 MB
+def _load(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    pixels, targets = _load_pixels(folder, split)
+    images = pixels.astype(np.float32)
+    images /= np.float32(255.0)
+    images.flags.writeable = False
     return images, targets
 
 
 def clear_cache() -> None:
     """Forget the loaded arrays (the next call reads and verifies the files again)."""
     _load.cache_clear()
+    _load_pixels.cache_clear()

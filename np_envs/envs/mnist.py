@@ -19,20 +19,21 @@ NUM_CLASSES = 10
 
 
 def _mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
-    from np_envs.data import load_mnist  # the data layer loads only when data are needed
+    """Pixel bytes (N, 784) and one-hot targets; observations are the bytes / 255."""
+    from np_envs.data import load_mnist_pixels  # the data layer loads only when data are needed
 
-    images, labels = load_mnist(split)
+    pixels, labels = load_mnist_pixels(split)
     onehot = np.zeros((len(labels), NUM_CLASSES), dtype=np.float64)
     onehot[np.arange(len(labels)), labels] = 1.0
     onehot.flags.writeable = False
-    return images, onehot
+    return pixels, onehot
 
 
 def mnist_stream(split: str, shuffle: Shuffle | None) -> DatasetStream:
     check_split(split)
-    images, onehot = _mnist_arrays(split)
+    pixels, onehot = _mnist_arrays(split)
     order: Shuffle = shuffle or ("epoch" if split == "train" else "none")
-    return DatasetStream(images, onehot, shuffle=order)
+    return DatasetStream(pixels, onehot, shuffle=order, input_divisor=255.0)
 
 
 class MNISTEnv(RewardOnlyEnv):

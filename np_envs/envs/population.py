@@ -181,7 +181,7 @@ class PopulationEnv:
             picks = [stream.next_rows(self.num_envs) for stream in self.streams]
             rows = np.stack([r for r, _ in picks])
             first = self.streams[0]
-            self._obs = first.inputs.take(rows, axis=0)
+            self._obs = first.read_inputs(rows)
             self._targets = first.targets.take(rows, axis=0)
             self._epochs = np.stack([e for _, e in picks])
         elif self.num_groups == 1:  # a view, no copy

@@ -78,6 +78,11 @@ class DatasetStream(SampleStream):
     ``shuffle="epoch"``: a fresh permutation every epoch (the default for training);
     ``"once"``: one permutation, reused every epoch (what the paper's SARCOS code did);
     ``"none"``: the data set's own order (the test split).
+
+    ``input_divisor``: the inputs are integer codes (MNIST's pixel bytes) and an observation is
+    ``float32(code) / float32(input_divisor)``, computed when a batch is drawn -- the numbers a
+    float32 copy of the whole set divided once would hold, from a quarter of the memory (and a
+    quarter of the bytes to gather per batch).
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class DatasetStream(SampleStream):
         targets: np.ndarray,
         shuffle: Shuffle = "epoch",
         obs_dtype: np.dtype | type = np.float32,
+        input_divisor: float | None = None,
     ) -> None:
         if shuffle not in SHUFFLES:
             raise ValueError(f"unknown shuffle {shuffle!r}; choose one of {SHUFFLES}")
@@ -94,10 +100,19 @@ class DatasetStream(SampleStream):
                 f"inputs and targets must be non-empty and of equal length, got {len(inputs)} "
                 f"and {len(targets)} rows"
             )
-        self.inputs = np.ascontiguousarray(inputs, dtype=obs_dtype)
+        if input_divisor is None:
+            self.inputs = np.ascontiguousarray(inputs, dtype=obs_dtype)
+            self.obs_dtype = self.inputs.dtype
+            self._divisor = None
+        else:
+            if np.asarray(inputs).dtype.kind not in "iu":
+                raise ValueError("input_divisor needs integer input codes, got dtype "
+                                 f"{np.asarray(inputs).dtype}")
+            self.inputs = np.ascontiguousarray(inputs)
+            self.obs_dtype = np.dtype(np.float32)
+            self._divisor = np.float32(input_divisor)
         self.targets = np.ascontiguousarray(targets, dtype=np.float64)
         self.obs_dim = self.inputs.shape[1]
-        self.obs_dtype = self.inputs.dtype
         self.target_dim = self.targets.shape[1]
         self.size = len(self.inputs)
         self.shuffle = shuffle
@@ -144,8 +159,17 @@ class DatasetStream(SampleStream):
 
     def next(self, count: int, out: np.ndarray | None = None) -> Batch:
         rows, epochs = self.next_rows(count)
-        inputs = self.inputs[rows] if out is None else np.take(self.inputs, rows, axis=0, out=out)
+        inputs = self.read_inputs(rows)
+        if out is not None:
+            out[...] = inputs
+            inputs = out
         return Batch(inputs, self.targets[rows], epochs, rows)
+
+    def read_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """The observations of data-set rows ``rows`` (any shape of row numbers)."""
+        if self._divisor is None:
+            return self.inputs.take(rows, axis=0)
+        return np.divide(self.inputs.take(rows, axis=0), self._divisor, dtype=np.float32)
 
     def next_rows(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The row numbers and epochs of the next ``count`` elements (what :meth:`next` reads);
