@@ -111,42 +111,55 @@ def _save_figure(fig, path: Path) -> None:
     plotting.save(fig, path)
 
 
-def _simulate_cached(
-    args: argparse.Namespace, ratio: float, lr: float, seed: int, record: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One simulated run, loaded from OUT/sim_cache when an identical run already finished."""
-    cache = args.out / "sim_cache"
-    cache.mkdir(parents=True, exist_ok=True)
+def _sim_cache_path(args: argparse.Namespace, lr: float, seed: int, record: np.ndarray) -> Path:
     key = (
         f"Lx{args.Lx}_Lh{args.Lh}_Ly{args.Ly}_st{args.sigma_t:g}_r{args.init_scale:g}"
         f"_lr{lr:.9e}_T{args.steps}_n{record.size}_seed{seed}"
     )
-    path = cache / f"{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                return z["steps"], z["a"], z["eps"]
-        except (OSError, ValueError, KeyError):
-            pass  # corrupt cache entry: recompute
-    st, a, eps = theory.simulate_linear_np(
-        args.Lx,
-        args.Lh,
-        args.Ly,
-        lr,
-        args.steps,
-        sigma_t=args.sigma_t,
-        seed=seed,
-        record_steps=record,
-        init_scale=args.init_scale,
-        device=args.device,
+    return args.out / "sim_cache" / f"{key}.npz"
+
+
+def _simulate_all(
+    args: argparse.Namespace, rates: list[float], record: np.ndarray
+) -> dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every (rate, seed) run: loaded from OUT/sim_cache when an identical run already
+    finished, the others trained together as one population (rates x seeds; member (lr, seed)
+    is exactly ``theory.simulate_linear_np(..., lr, seed=seed)``), each written to the cache."""
+    from np_envs.linear_simulation import simulate_linear_grid
+
+    seeds = list(range(args.seeds))
+    found: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for lr in rates:
+        for seed in seeds:
+            path = _sim_cache_path(args, lr, seed, record)
+            if path.exists():
+                try:
+                    with np.load(path) as z:
+                        found[(lr, seed)] = (z["steps"], z["a"], z["eps"])
+                except (OSError, ValueError, KeyError):
+                    pass  # corrupt cache entry: recompute
+    todo = [lr for lr in rates if any((lr, seed) not in found for seed in seeds)]
+    if not todo:
+        return found
+    start = time.perf_counter()
+    runs = simulate_linear_grid(
+        args.Lx, args.Lh, args.Ly, todo, args.steps, seeds=seeds, sigma_t=args.sigma_t,
+        record_steps=record, init_scale=args.init_scale, device=args.device,
     )
+    print(f"  simulated {len(todo)} rates x {len(seeds)} seeds as one population "
+          f"({time.perf_counter() - start:.1f} s)")
+    (args.out / "sim_cache").mkdir(parents=True, exist_ok=True)
+    for lr, per_seed in zip(todo, runs, strict=True):
+        for seed, run in zip(seeds, per_seed, strict=True):
+            result = (run.steps, run.a, run.eps)
+            found[(lr, seed)] = result
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, steps=st, a=a, eps=eps)
+            def write(tmp: Path, result=result) -> None:
+                with open(tmp, "wb") as f:
+                    np.savez(f, steps=result[0], a=result[1], eps=result[2])
 
-    _atomic_write(path, write)
-    return st, a, eps
+            _atomic_write(_sim_cache_path(args, lr, seed, record), write)
+    return found
 
 
 def _finite_ylim(curves: list[np.ndarray], eps0: float) -> tuple[float, float]:
@@ -213,15 +226,14 @@ def run(args: argparse.Namespace) -> int:
     sims: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     if args.simulate:
         sim_rows: list[list] = []
+        results = _simulate_all(args, [ratio * eta_star for ratio in ratios], record)
         for ratio in ratios:
             lr = ratio * eta_star
             sims[ratio] = []
             for seed in range(args.seeds):
-                t0 = time.perf_counter()
-                st, a_s, e_s = _simulate_cached(args, ratio, lr, seed, record)
+                st, a_s, e_s = results[(lr, seed)]
                 sims[ratio].append((st, a_s, e_s))
-                print(f"  simulated ratio {ratio:g} seed {seed}: eps_final={e_s[-1]:.4e} "
-                      f"({time.perf_counter() - t0:.1f} s)")
+                print(f"  simulated ratio {ratio:g} seed {seed}: eps_final={e_s[-1]:.4e}")
                 for t, av, ev in zip(st, a_s, e_s, strict=True):
                     sim_rows.append([f"{ratio:g}", f"{lr:.9e}", seed, int(t), f"{av:.9e}",
                                      f"{ev:.9e}"])
