@@ -123,8 +123,11 @@ def _simulate_all(
     args: argparse.Namespace, rates: list[float], record: np.ndarray
 ) -> dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Every (rate, seed) run: loaded from OUT/sim_cache when an identical run already
-    finished, the others trained together as one population (rates x seeds; member (lr, seed)
-    is exactly ``theory.simulate_linear_np(..., lr, seed=seed)``), each written to the cache."""
+    finished, the others trained per rate as one population of its seeds (member (lr, seed) is
+    exactly ``theory.simulate_linear_np(..., lr, seed=seed)``), each written to the cache.
+
+    Why per rate: runs at one rate tend to end together (a diverging rate's runs stop after a
+    few thousand steps), and a population trains until its last member ends."""
     from np_envs.linear_simulation import simulate_linear_grid
 
     seeds = list(range(args.seeds))
@@ -138,18 +141,17 @@ def _simulate_all(
                         found[(lr, seed)] = (z["steps"], z["a"], z["eps"])
                 except (OSError, ValueError, KeyError):
                     pass  # corrupt cache entry: recompute
-    todo = [lr for lr in rates if any((lr, seed) not in found for seed in seeds)]
-    if not todo:
-        return found
-    start = time.perf_counter()
-    runs = simulate_linear_grid(
-        args.Lx, args.Lh, args.Ly, todo, args.steps, seeds=seeds, sigma_t=args.sigma_t,
-        record_steps=record, init_scale=args.init_scale, device=args.device,
-    )
-    print(f"  simulated {len(todo)} rates x {len(seeds)} seeds as one population "
-          f"({time.perf_counter() - start:.1f} s)")
     (args.out / "sim_cache").mkdir(parents=True, exist_ok=True)
-    for lr, per_seed in zip(todo, runs, strict=True):
+    for lr in rates:
+        if all((lr, seed) in found for seed in seeds):
+            continue
+        start = time.perf_counter()
+        [per_seed] = simulate_linear_grid(
+            args.Lx, args.Lh, args.Ly, [lr], args.steps, seeds=seeds, sigma_t=args.sigma_t,
+            record_steps=record, init_scale=args.init_scale, device=args.device,
+        )
+        print(f"  simulated lr {lr:.4e}: {len(seeds)} seeds as one population "
+              f"({time.perf_counter() - start:.1f} s)")
         for seed, run in zip(seeds, per_seed, strict=True):
             result = (run.steps, run.a, run.eps)
             found[(lr, seed)] = result
