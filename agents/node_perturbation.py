@@ -182,6 +182,11 @@ class NodePerturbation(PerturbationRule):
                                       strict=True):
                     gen.set_state(state)
 
+    def _regroup(self, layout: Any) -> None:
+        self.teardown()  # under the old groups: group-mates catch up, a worker stops
+        self._noise = None  # drawn per group: rebuilt for the new groups
+        super()._regroup(layout)
+
     def noise_generator_states(self) -> list[torch.Tensor]:
         """One state per member and stream (group-mates' are their group's drawing stream)."""
         if self._noise is None:

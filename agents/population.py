@@ -153,6 +153,7 @@ class PopulationAgent(RewardAgent):
     ) -> None:
         self.env = None
         self._pop_env: Any = None
+        self._own_pop_env = True
         size = _population_size(learning_rate=learning_rate, seed=seed, **member_kwargs)
         self.num_members = size
         seeds = [secrets.randbits(31) if s is None else int(s)
@@ -297,10 +298,13 @@ class PopulationAgent(RewardAgent):
     def set_random_seed(self, seed: int | Sequence[int] | None = None) -> None:
         """Reseed every member's noise and prediction generators and the next env reset."""
         if seed is not None:
-            self.seeds = [int(s) for s in _as_list(seed, self.num_members, "seed")]
-            self.layout = GroupLayout.from_seeds(self.seeds)
-            self._groups_idx = None  # the groups may have changed: buffers are rebuilt
-            self._batch_setup = None
+            seeds = [int(s) for s in _as_list(seed, self.num_members, "seed")]
+            regrouped = GroupLayout.from_seeds(seeds)
+            if regrouped.member_groups != self.layout.member_groups:
+                self._check_regroup()  # raises before anything changed
+                self._regroup(regrouped)
+            self.seeds = seeds
+            self.layout = regrouped
             one = self.num_members == 1
             self._hyperparameters["seed"] = self.seeds[0] if one else self.seeds
         s = self.noise_streams
@@ -312,11 +316,31 @@ class PopulationAgent(RewardAgent):
         self._pending_env_seed = list(self.layout.group_seeds)
         self._last_obs = None
 
+    def _check_regroup(self) -> None:
+        from np_envs.envs.population import PopulationEnv
+
+        if isinstance(self._pop_env, PopulationEnv) and not self._own_pop_env:
+            raise ValueError(
+                "the new seeds group the members differently from the PopulationEnv this "
+                "agent was given (members sharing a seed share a data stream); build a "
+                "PopulationEnv with the new groups and pass it to set_env() after "
+                "set_random_seed(), or keep the seeds' grouping"
+            )
+
+    def _regroup(self, layout: GroupLayout) -> None:
+        """New seeds group the members differently: new data streams and buffers."""
+        self.layout = layout
+        self._groups_idx = None
+        self._batch_setup = None
+        if self._pop_env is not None and self.env is not None:
+            self.set_env(self.env)
+
     # ------------------------------------------------------------------ the environment
     def set_env(self, env: Any, force_reset: bool = True) -> None:
         """An ordinary (vector or single) env, or a ``PopulationEnv`` of this layout."""
         from np_envs.envs.population import PopulationEnv
 
+        self._own_pop_env = not isinstance(env, PopulationEnv)
         if isinstance(env, PopulationEnv):
             template = env.template
             if tuple(int(g) for g in env.member_groups) != self.layout.member_groups:

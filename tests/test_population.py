@@ -252,3 +252,36 @@ def test_bad_member_settings_are_refused() -> None:
         make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3], sigma=[1e-3, -1.0])
     with pytest.raises(ValueError, match="learning_rate"):
         make_agent("np", make_env("linear"), learning_rate=[1e-3, float("nan")])
+
+
+def test_reseeding_a_population_regroups_its_members() -> None:
+    """``set_random_seed`` with new seeds changes which members share data and noise: from the
+    same weights, the population then trains as one built with those seeds."""
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
+    rates = [1e-3, 2e-3, 1e-3, 2e-3]
+    new_seeds = [2, 3, 3, 4]
+    reseeded = make_agent("np", make_env("linear"), learning_rate=rates, seed=[0, 0, 1, 1],
+                          **shared)
+    reseeded.learn(80)
+    reseeded.set_random_seed(new_seeds)
+    fresh = make_agent("np", make_env("linear"), learning_rate=rates, seed=new_seeds, **shared)
+    reseeded.set_parameters(fresh.get_parameters())
+    reseeded.learn(160)
+    fresh.learn(160)
+    for p in range(4):
+        diff = relative_difference(flat_weights(reseeded.networks[p]),
+                                   flat_weights(fresh.networks[p]))
+        assert diff < 1e-9, f"member {p}: {diff:.2e}"
+
+
+def test_reseeding_cannot_regroup_a_population_env_the_user_gave() -> None:
+    from np_envs.envs.population import make_population_env
+
+    env = make_population_env("NPLinearTeacher-v0", B, [0, 0, 1, 1], Lx=10, Ly=3)
+    agent = make_agent("np", env, learning_rate=[1e-3, 2e-3, 1e-3, 2e-3], seed=[0, 0, 1, 1],
+                       hidden_sizes=(12,))
+    agent.set_random_seed([5, 5, 6, 6])  # same groups: fine
+    with pytest.raises(ValueError, match="PopulationEnv"):
+        agent.set_random_seed([2, 3, 3, 4])
+    assert agent.seeds == [5, 5, 6, 6]  # nothing changed
+    agent.learn(4 * B)
