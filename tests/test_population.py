@@ -285,3 +285,21 @@ def test_reseeding_cannot_regroup_a_population_env_the_user_gave() -> None:
         agent.set_random_seed([2, 3, 3, 4])
     assert agent.seeds == [5, 5, 6, 6]  # nothing changed
     agent.learn(4 * B)
+
+
+def test_noise_threads_stay_off_cores_the_runner_gave_to_other_workers(monkeypatch) -> None:
+    """A worker told it has one core draws its noise in the calling thread (a noise thread on
+    a busy core only slows it down); without the hint the machine's cores count."""
+    import os
+
+    from agents.noise import CORES_PER_PROCESS_ENV, cores_per_process
+
+    agent = make_agent("np", make_env("linear"), hidden_sizes=(12,))
+    monkeypatch.setenv(CORES_PER_PROCESS_ENV, "1")
+    assert cores_per_process() == 1
+    assert agent._auto_noise_mode(B, 10**6) == "serial"
+    monkeypatch.setenv(CORES_PER_PROCESS_ENV, "not a number")
+    assert cores_per_process() == (os.cpu_count() or 1)
+    monkeypatch.delenv(CORES_PER_PROCESS_ENV)
+    expected = "serial" if (os.cpu_count() or 1) < 2 else ("prefetch", "parallel")
+    assert agent._auto_noise_mode(B, 10**6) in expected
