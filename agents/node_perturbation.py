@@ -135,8 +135,10 @@ class NodePerturbation(PerturbationRule):
         # members that share a seed share their noise stream (same seed, same draws): it is
         # drawn once per group and spread to the members (side by side on a seeds x rates grid)
         groups = self.layout.num_groups
-        spread = self.layout.per_group if groups < members else 1
-        draw_rows = groups if groups < members else members
+        shared = groups < members
+        spread = self.layout.per_group if shared else 1  # None: members not in group order
+        grid = spread is not None and spread > 1
+        draw_rows = groups if shared else members
         shapes = [(draw_rows, batch_size, sizes[k]) for _ in range(n_pert) for k in self._noisy]
         numbers = sum(int(np.prod(s)) for s in shapes)
         self.teardown()
@@ -153,10 +155,9 @@ class NodePerturbation(PerturbationRule):
             torch.empty(members, batch_size, sizes[k], **kw)
             for _ in range(n_pert) for k in self._noisy]
         # on a grid, sum_j c_j xi_j is written per member here (the noise rows are shared)
-        self._e = [torch.empty(members, batch_size, sizes[k], **kw) for k in self._noisy] \
-            if spread is not None and spread > 1 else None
-        self._sigma_grid = self._sigma.view(groups, spread, 1, 1) \
-            if spread is not None and spread > 1 else None
+        self._e = [torch.empty(members, batch_size, sizes[k], **kw)
+                   for k in self._noisy] if grid else None
+        self._sigma_grid = self._sigma.view(groups, spread, 1, 1) if grid else None
 
     def _drawing_generators(self, draw_rows: int) -> list[torch.Generator]:
         """The generators that draw: every member's, or its group's first member's."""

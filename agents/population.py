@@ -105,11 +105,9 @@ class GroupLayout:
     @functools.cached_property
     def per_group(self) -> int | None:
         """R when member p belongs to group p // R (a seeds x rates grid), else None."""
-        g, p = self.num_groups, self.num_members
-        if p % g:
-            return None
-        r = p // g
-        return r if all(m == i // r for i, m in enumerate(self.member_groups)) else None
+        from np_envs.envs.population import members_per_group
+
+        return members_per_group(self.member_groups)
 
 
 class PopulationAgent(RewardAgent):
@@ -574,8 +572,7 @@ class PopulationAgent(RewardAgent):
             return (actions[:, 0] if single else actions), None
         return (actions[0] if single else actions), None
 
-    # ------------------------------------------------------------------ learning
-    # ------------------------------------------------------------------ learning
+    # ------------------------------------------------------------------ members
     def member(self, p: int) -> PopulationAgent:
         """Member p as an ordinary agent of the same rule (weights and noise state copied)."""
         if not 0 <= p < self.num_members:

@@ -82,6 +82,15 @@ def _check_member_groups(member_groups: Any) -> np.ndarray:
     return groups
 
 
+def members_per_group(member_groups: Sequence[int] | np.ndarray) -> int | None:
+    """R when member p belongs to group p // R (members ordered group by group, R in each: a
+    seeds x rates grid), else None. The agents lay their batched products out the same way."""
+    groups = np.asarray(member_groups)
+    per_group, rest = divmod(len(groups), int(groups.max()) + 1)
+    regular = rest == 0 and bool((groups == np.arange(len(groups)) // per_group).all())
+    return per_group if regular else None
+
+
 def _check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
@@ -150,10 +159,7 @@ class PopulationEnv:
         self._obs_shape = (self.num_groups, self.num_envs, self.obs_dim)
         # members ordered group by group, R per group (a seeds x rates grid): the answers are
         # scored as a (G, R, B, act) view against the groups' targets, with no per-member copy
-        per_group, rest = divmod(self.num_members, self.num_groups)
-        regular = rest == 0 and bool(
-            (self.member_groups == np.arange(self.num_members) // per_group).all())
-        self._per_group = per_group if regular else None
+        self._per_group = members_per_group(self.member_groups)
         self._answers = np.empty(self.action_shape, np.float64)  # the scoring's work array
         self._member_targets: np.ndarray | None = None  # targets as the answers' layout sees
         self._member_labels: np.ndarray | None = None  # softmax: each member's true classes
