@@ -587,17 +587,48 @@ class PopulationAgent(RewardAgent):
         """Member p as an ordinary agent of the same rule (weights and noise state copied)."""
         if not 0 <= p < self.num_members:
             raise IndexError(f"member {p} of a population of {self.num_members}")
-        hyper = self.member_hyperparameters(p)
+        return self.select([p])
+
+    def select(self, members: Sequence[int]) -> PopulationAgent:
+        """These members, in this order, as a population of their own: weights, noise and
+        prediction generators, counters and divergence status copied, so each goes on exactly
+        as it would have in this population (a population of one is an ordinary agent).
+
+        The experiment runner uses it to drop diverged members from a job. A rule with state
+        of its own (:meth:`extra_state`) cannot be split member by member and is refused.
+        """
+        members = [int(p) for p in members]
+        if not members:
+            raise ValueError("select() needs at least one member")
+        bad = [p for p in members if not 0 <= p < self.num_members]
+        if bad:
+            raise IndexError(f"members {bad} of a population of {self.num_members}")
+        if self.extra_state():
+            raise ValueError(f"{type(self).__name__} keeps state of its own (extra_state), "
+                             "which select() cannot split by member")
+        hyper = dict(self._hyperparameters)
+        for name in self.member_settings:
+            value = hyper.get(name)
+            if isinstance(value, list):
+                picked = [value[p] for p in members]
+                hyper[name] = picked[0] if len(members) == 1 else picked
         agent = type(self)(None, obs_dim=self.obs_dim, act_dim=self.act_dim, **hyper)
         if self.env is not None:
             agent.set_env(self.env)
+        index = torch.tensor(members, device=self.device)
         for src, dst in zip(self._all_params(), agent._all_params(), strict=True):
-            dst[0].copy_(src[p])
+            dst.copy_(src.index_select(0, index))
         s = self.noise_streams
-        for gen, state in zip(agent.noise_generators,
-                              self.noise_generator_states()[p * s:(p + 1) * s], strict=True):
-            gen.set_state(state)
-        agent.predict_generators[0].set_state(self.predict_generators[p].get_state())
+        states = self.noise_generator_states()
+        for q, p in enumerate(members):
+            for stream in range(s):
+                agent.noise_generators[q * s + stream].set_state(states[p * s + stream])
+            agent.predict_generators[q].set_state(self.predict_generators[p].get_state())
+        agent.learning_rates = [self.learning_rates[p] for p in members]
+        agent.active = self.active[members].copy()
+        agent.diverged_at = [self.diverged_at[p] for p in members]
+        agent._frozen = {q: [t.clone() for t in self._frozen[p]]
+                         for q, p in enumerate(members) if p in self._frozen}
         agent.num_timesteps, agent._n_updates = self.num_timesteps, self._n_updates
         agent._pending_env_seed = None
         return agent

@@ -4,6 +4,7 @@ table; divergence is recorded while the others finish; Ray gives the local backe
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from np_envs.experiments.sweep import run_sweep
 ROOT = Path(__file__).resolve().parents[1]
 LINEAR = "NPLinearTeacher-v0"
 SWEEP = ["sweep", "--env", LINEAR, "--agents", "np", "--hidden", "32",
-         "--lrs", "0.3eta*,0.6eta*", "--seeds", "2", "--target", "1.0",
+         "--lrs", "0.3eta*,0.6eta*,60eta*", "--seeds", "2", "--target", "1.0",
          "--budget-trials", "600", "--eval-every", "50", "--num-envs", "8", "--no-progress",
          "--no-plots"]
 MIDWAY_MAX_CHUNK = 6  # of 600 / 50 = 12 chunks per run
@@ -91,7 +92,10 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     for name in midway:  # unfinished ones resumed from their job's checkpoint
         assert any(a["resumed"] and a["start_chunk"] > 1 for a in after[name].attempts())
     assert "population job" in rerun.stderr
-    assert all(f.is_done for f in after.values()) and len(after) == 4
+    assert all(f.is_done for f in after.values()) and len(after) == 6
+    for job in population_jobs(out):  # the 60 eta* member left each job when it diverged
+        state = json.loads((job / "checkpoint" / "state.json").read_text())
+        assert len(state["members"]) == 2
     assert _tables(out) == _tables(ref)
 
 
@@ -125,3 +129,42 @@ def test_ray_backend_gives_the_local_table(tmp_path):
     assert all(r["computed"] for r in ray_run["results"])
     assert _tables(tmp_path / "ray") == _tables(tmp_path / "local")
     assert local["best"] == ray_run["best"]
+
+
+def _member_rows(out: Path) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {}
+    for row in read_jsonl(out / "rows.jsonl"):
+        rows.setdefault(row["run_id"], []).append(
+            {k: v for k, v in row.items() if k != "wall_time"})
+    return {run: sorted(r, key=lambda row: row["chunk"]) for run, r in rows.items()}
+
+
+def _close(a: dict, b: dict) -> bool:
+    """The same keys and values, floats to 1e-9 relative."""
+    return a.keys() == b.keys() and all(
+        math.isclose(a[k], b[k], rel_tol=1e-9) if isinstance(b[k], float) else a[k] == b[k]
+        for k in b)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_job_drops_its_diverged_members_and_the_others_do_not_notice(tmp_path):
+    """The diverging rate's members leave the population at their last row; the other
+    members' rows equal those of a sweep that never had them (to 1e-9: a population of 4 and
+    one of 2 batch their products differently, which rounds differently in the last bits),
+    and the job's last checkpoint holds only the members still learning."""
+    settings = Settings(LINEAR, budget=100, unit="trials", eval_every=20, num_envs=8,
+                        target=3.0)
+    both = run_sweep(settings, ["np"], [(16,)], ["0.5eta*", "60eta*"], [0, 1],
+                     tmp_path / "both", progress=False, quiet=True)
+    run_sweep(settings, ["np"], [(16,)], ["0.5eta*"], [0, 1], tmp_path / "alone",
+              progress=False, quiet=True)
+    diverged = {r["run_id"] for r in both["results"] if r["status"] == "diverged"}
+    assert len(diverged) == 2
+    with_them, without = _member_rows(tmp_path / "both"), _member_rows(tmp_path / "alone")
+    assert set(without) == set(with_them) - diverged
+    for run, rows in without.items():  # equal up to the rounding of a different layout
+        assert len(with_them[run]) == len(rows)
+        assert all(_close(a, b) for a, b in zip(with_them[run], rows, strict=True))
+    (job,) = population_jobs(tmp_path / "both")
+    state = json.loads((job / "checkpoint" / "state.json").read_text())
+    assert len(state["members"]) == 2  # of 4: the diverged pair was dropped

@@ -341,6 +341,21 @@ class PopulationEnv:
             "trial": trial,
         }
 
+    @staticmethod
+    def select_groups(state: dict[str, Any], groups: Sequence[int]) -> dict[str, Any]:
+        """The :meth:`state_dict` of a population of only these groups (in this order): their
+        streams and their rows of the pending trial, for a population env of those groups."""
+        groups = [int(g) for g in groups]
+        if not groups or any(not 0 <= g < int(state["num_groups"]) for g in groups):
+            raise ValueError(f"groups {groups} of a state with {state['num_groups']} groups")
+        trial = state["trial"]
+        if trial is not None:
+            trial = {**trial, **{key: np.asarray(trial[key])[groups].copy()
+                                 for key in ("obs", "targets", "epochs")}}
+        return {**state, "num_groups": len(groups),
+                "seeded": [state["seeded"][g] for g in groups],
+                "streams": [state["streams"][g] for g in groups], "trial": trial}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Put the population back where :meth:`state_dict` found it (same task and sizes)."""
         if state.get("version") != STATE_VERSION:

@@ -208,6 +208,8 @@ class PopulationRunner:
         self.checkpoint_dir = self.folder / "checkpoint"
         self.members = [RunFolder(self.root / "runs" / s.run_id) for s in self.specs]
         self.progress = progress
+        #: the job's members the population holds now, in its order (diverged ones are dropped)
+        self.live = list(range(len(self.specs)))
 
     # ------------------------------------------------------------------ public
     def run(self) -> list[dict[str, Any]]:
@@ -279,7 +281,28 @@ class PopulationRunner:
 
     def _checkpoint(self, agent: Any, pop_env: Any, chunk: int, wall: float) -> Path:
         return commit_checkpoint(self.checkpoint_dir, "population", chunk, agent,
-                                 pop_env.state_dict(), {"wall_time": wall})
+                                 pop_env.state_dict(), {"wall_time": wall,
+                                                        "members": list(self.live)})
+
+    def _live_groups(self) -> list[int]:
+        return _groups_of([self.specs[p] for p in self.live])
+
+    def _drop_frozen(self, agent: Any, pop_env: Any, template: Any,
+                     population_env: type) -> tuple[Any, Any]:
+        """Go on without the members that will not learn again (diverged, or finished by
+        another job): the others continue exactly as they would have (every member has its
+        own weights, noise and data stream), and a sweep across the stability edge stops
+        paying for its diverged runs. A rule with state of its own is kept whole."""
+        keep = [q for q in range(agent.num_members) if agent.active[q]]
+        if not keep or len(keep) == agent.num_members or agent.extra_state():
+            return agent, pop_env
+        groups = agent.layout.member_groups
+        kept_groups = list(dict.fromkeys(groups[q] for q in keep))
+        state = population_env.select_groups(pop_env.state_dict(), kept_groups)
+        self.live = [self.live[q] for q in keep]
+        smaller = population_env(template, self._live_groups())
+        smaller.load_state_dict(state)
+        return self._attach(agent.select(keep), smaller), smaller
 
     def _reload(self, agent_cls: type, template: Any, pop_env: Any, chunk: int) -> Any:
         """Continue from the committed checkpoint: population and env state as saved."""
@@ -320,6 +343,7 @@ class PopulationRunner:
                 else:
                     member.keep_rows([])
             self._chunk_rows(agent, measures, schedule, 0, 0.0, None)
+            agent, pop_env = self._drop_frozen(agent, pop_env, template, population_env)
             self._checkpoint(agent, pop_env, 0, 0.0)
             self._mark_finished(schedule, 0)
             start, wall0 = 1, 0.0
@@ -335,7 +359,8 @@ class PopulationRunner:
                 if rows:
                     measures[p].initial = rows[0]
             agent_cls = _agent_class(spec0.agent)
-            pop_env = population_env(template, _groups_of(self.specs))
+            self.live = [int(p) for p in state.get("members", self.live)]
+            pop_env = population_env(template, self._live_groups())
             self._mark_finished(schedule, chunk)
             start, wall0 = chunk + 1, float(state.get("wall_time", 0.0))
             for member in self.members:
@@ -352,6 +377,8 @@ class PopulationRunner:
                 agent.learn(todo, callback=stats.callback, reset_num_timesteps=False)
             wall = wall0 + time.perf_counter() - t0
             self._chunk_rows(agent, measures, schedule, chunk, wall, stats)
+            if chunk < schedule.n_chunks:
+                agent, pop_env = self._drop_frozen(agent, pop_env, template, population_env)
             self._checkpoint(agent, pop_env, chunk, wall)
             self._mark_finished(schedule, chunk)
             if self.progress:
@@ -361,22 +388,25 @@ class PopulationRunner:
 
     def _chunk_rows(self, agent: Any, measures: list[Measure], schedule: Schedule, chunk: int,
                     wall: float, stats: _TrainStats | None) -> None:
-        """Evaluate every live member, append its row, freeze the ones that diverged."""
+        """Evaluate every live member, append its row, freeze the ones that diverged.
+
+        Member q of the population is the job's member ``self.live[q]``.
+        """
         from np_envs.evaluation import evaluate_members
 
-        live = [p for p in range(agent.num_members)
-                if not self.members[p].is_done and not _has_final_row(self.members[p])]
-        if not live:
+        pending = [(q, p) for q, p in enumerate(self.live)
+                   if not self.members[p].is_done and not _has_final_row(self.members[p])]
+        if not pending:
             return
-        finite = [all(bool(np.isfinite(t[p].detach().cpu().numpy()).all())
-                      for t in agent._all_params()) for p in range(agent.num_members)]
+        finite = [all(bool(np.isfinite(t[q].detach().cpu().numpy()).all())
+                      for t in agent._all_params()) for q in range(agent.num_members)]
         scores = evaluate_members(agent, measures[0].env, split="test")
         steps = int(agent.num_timesteps)
         samples = steps // schedule.evals_per_input
         size = schedule.epoch_size
-        for p in live:
+        for q, p in pending:
             spec, measure = self.specs[p], measures[p]
-            ev = scores[p] if finite[p] else {"diverged": True}
+            ev = scores[q] if finite[q] else {"diverged": True}
             row: dict[str, Any] = {
                 "run_id": spec.run_id, "label": spec.label, "agent": spec.agent,
                 "seed": spec.seed, "hidden": "x".join(str(h) for h in spec.hidden),
@@ -385,18 +415,18 @@ class PopulationRunner:
                 "trials": samples // spec.num_envs, "env_steps": steps,
                 "test_mse": ev.get("mse"),
                 "test_accuracy": None if ev.get("accuracy") is None else 100.0 * ev["accuracy"],
-                **(stats.of(p) if stats is not None else
+                **(stats.of(q) if stats is not None else
                    {"train_loss": None, "train_mse": None}),
             }
             for k, w in enumerate(agent.weights):
-                row[f"w2_l{k}"] = float(w[p].detach().double().pow(2).sum())
+                row[f"w2_l{k}"] = float(w[q].detach().double().pow(2).sum())
             if measure.teacher is not None and agent.activation == "linear" and \
                     agent.biases[0] is None:
-                row["eps"] = _teacher_error(agent, p, measure.teacher) if finite[p] else None
+                row["eps"] = _teacher_error(agent, q, measure.teacher) if finite[q] else None
                 row["theory_eps"] = measure.theory_eps(samples)
             row["wall_time"] = wall
-            bad = (not finite[p]) or bool(ev.get("diverged")) or not _finite(row["test_mse"])
-            if not agent.active[p]:
+            bad = (not finite[q]) or bool(ev.get("diverged")) or not _finite(row["test_mse"])
+            if not agent.active[q]:
                 bad = True
                 row["diverged_reason"] = "answers turned NaN or inf while learning"
             if measure.initial is None:
@@ -408,8 +438,8 @@ class PopulationRunner:
             row["diverged"] = bad
             self.members[p].append_rows([row])
             if bad:
-                agent.freeze(p)
-                agent.diverged_at[p] = steps
+                agent.freeze(q)
+                agent.diverged_at[q] = steps
 
     def _mark_finished(self, schedule: Schedule, chunk: int) -> None:
         """``done`` for members whose last row is committed: diverged, or at the budget."""
