@@ -589,10 +589,14 @@ class PopulationAgent(RewardAgent):
             raise IndexError(f"member {p} of a population of {self.num_members}")
         return self.select([p])
 
-    def select(self, members: Sequence[int]) -> PopulationAgent:
+    def select(self, members: Sequence[int],
+               carry_streams: bool | None = None) -> PopulationAgent:
         """These members, in this order, as a population of their own: weights, noise and
-        prediction generators, counters and divergence status copied, so each goes on exactly
-        as it would have in this population (a population of one is an ordinary agent).
+        prediction generators, counters and divergence status copied. ``carry_streams``
+        (default: when two or more are selected) also carries their groups' data streams
+        over (a ``PopulationEnv`` of those groups, at the pending trial), so each member goes
+        on exactly as it would have here; otherwise the selection gets a fresh env of the same
+        task (:meth:`member`: one member as an ordinary agent).
 
         The experiment runner uses it to drop diverged members from a job. A rule with state
         of its own (:meth:`extra_state`) cannot be split member by member and is refused.
@@ -631,7 +635,22 @@ class PopulationAgent(RewardAgent):
                          for q, p in enumerate(members) if p in self._frozen}
         agent.num_timesteps, agent._n_updates = self.num_timesteps, self._n_updates
         agent._pending_env_seed = None
+        if len(members) > 1 if carry_streams is None else carry_streams:
+            self._carry_streams(agent, members)
         return agent
+
+    def _carry_streams(self, agent: PopulationAgent, members: list[int]) -> None:
+        """Give ``agent`` (these members) its groups' data streams where they are now."""
+        from np_envs.envs.population import PopulationEnv
+
+        if not isinstance(self._pop_env, PopulationEnv) or self._pop_env.current_obs is None:
+            return
+        groups = list(dict.fromkeys(self.layout.member_groups[p] for p in members))
+        env = PopulationEnv(self._pop_env.template, agent.layout.member_groups)
+        env.load_state_dict(PopulationEnv.select_groups(self._pop_env.state_dict(), groups))
+        agent.set_env(env)
+        agent._own_pop_env = True
+        agent._last_obs = env.current_obs
 
     def member_hyperparameters(self, p: int) -> dict[str, Any]:
         """The keyword arguments of the single agent that member p is."""

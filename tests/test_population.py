@@ -224,6 +224,26 @@ def test_member_continues_like_the_single_run(seeds: list[int]) -> None:
     assert diff < 1e-9
 
 
+@pytest.mark.parametrize("members", [[1, 2], [3]])
+def test_selected_members_go_on_as_in_the_population(members: list[int]) -> None:
+    """select() carries weights, noise, status and the groups' data streams: the selection
+    keeps learning as its members do in the whole population (how the runner drops diverged
+    members from a job)."""
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
+    population = make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3, 3e-3, 4e-3],
+                            seed=[0, 0, 1, 1], **shared).learn(160)
+    population.freeze(0)
+    subset = population.select(members, carry_streams=True)
+    assert subset.num_members == len(members) and subset.active.all()
+    population.learn(160, reset_num_timesteps=False)
+    subset.learn(160, reset_num_timesteps=False)
+    for q, p in enumerate(members):
+        diff = relative_difference(flat_weights(subset.networks[q]),
+                                   flat_weights(population.networks[p]))
+        assert diff < 1e-9, f"member {p}: {diff:.2e}"
+    assert not population.select([0, 1]).active[0]  # a frozen member stays frozen
+
+
 def test_plugin_without_population_runs_members_in_turn() -> None:
     """A rule written against the single-agent hooks: correct members, one after another."""
     plugin = load_example("weight_perturbation.py").WeightPerturbationPlugin

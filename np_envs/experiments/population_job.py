@@ -287,22 +287,17 @@ class PopulationRunner:
     def _live_groups(self) -> list[int]:
         return _groups_of([self.specs[p] for p in self.live])
 
-    def _drop_frozen(self, agent: Any, pop_env: Any, template: Any,
-                     population_env: type) -> tuple[Any, Any]:
+    def _drop_frozen(self, agent: Any) -> tuple[Any, Any]:
         """Go on without the members that will not learn again (diverged, or finished by
         another job): the others continue exactly as they would have (every member has its
         own weights, noise and data stream), and a sweep across the stability edge stops
         paying for its diverged runs. A rule with state of its own is kept whole."""
         keep = [q for q in range(agent.num_members) if agent.active[q]]
         if not keep or len(keep) == agent.num_members or agent.extra_state():
-            return agent, pop_env
-        groups = agent.layout.member_groups
-        kept_groups = list(dict.fromkeys(groups[q] for q in keep))
-        state = population_env.select_groups(pop_env.state_dict(), kept_groups)
+            return agent, agent._pop_env
+        smaller = agent.select(keep, carry_streams=True)  # its groups' streams, as they are
         self.live = [self.live[q] for q in keep]
-        smaller = population_env(template, self._live_groups())
-        smaller.load_state_dict(state)
-        return self._attach(agent.select(keep), smaller), smaller
+        return smaller, smaller._pop_env
 
     def _reload(self, agent_cls: type, template: Any, pop_env: Any, chunk: int) -> Any:
         """Continue from the committed checkpoint: population and env state as saved."""
@@ -343,7 +338,7 @@ class PopulationRunner:
                 else:
                     member.keep_rows([])
             self._chunk_rows(agent, measures, schedule, 0, 0.0, None)
-            agent, pop_env = self._drop_frozen(agent, pop_env, template, population_env)
+            agent, pop_env = self._drop_frozen(agent)
             self._checkpoint(agent, pop_env, 0, 0.0)
             self._mark_finished(schedule, 0)
             start, wall0 = 1, 0.0
@@ -378,7 +373,7 @@ class PopulationRunner:
             wall = wall0 + time.perf_counter() - t0
             self._chunk_rows(agent, measures, schedule, chunk, wall, stats)
             if chunk < schedule.n_chunks:
-                agent, pop_env = self._drop_frozen(agent, pop_env, template, population_env)
+                agent, pop_env = self._drop_frozen(agent)
             self._checkpoint(agent, pop_env, chunk, wall)
             self._mark_finished(schedule, chunk)
             if self.progress:
