@@ -150,8 +150,9 @@ def simulate_linear_grid(
     step costs O(Lh (Lx + Ly)). ``stop_below`` / ``stop_above`` end a member at the first record
     with eps <= / > the value, so the records set the resolution of these first passages. An
     error past ``DIVERGED_FACTOR`` times the member's initial value, or non-finite answers (the
-    engine freezes such a member at once), end it as diverged. An ended member is frozen
-    (``agent.freeze``); the population stops when every member has ended.
+    engine freezes such a member at once), end it as diverged. An ended member leaves the
+    population (``agent.select`` of the others, with their data streams); the population
+    stops when every member has ended.
     """
     Lx, Lh, Ly = check_sizes(Lx, Lh, Ly)
     rates = [check_positive("learning_rate", lr) for lr in learning_rates]
@@ -220,17 +221,17 @@ def simulate_linear_grid(
         a_rec = np.full((P, n_rec), np.nan)
         eps_rec = np.full((P, n_rec), np.nan)
 
-        running = np.ones(P, dtype=bool)
+        live = np.arange(P)  # the member of the grid that each of the agent's members is
 
         def measure(i: int) -> np.ndarray:
-            """a and eps of every member; recorded for the members still running."""
+            """a and eps of every member the population still holds (all still running)."""
             with torch.no_grad():
-                W1, W2 = agent.weights[0], agent.weights[1]  # (P, Lh, Lx), (P, Ly, Lh)
+                W1, W2 = agent.weights[0], agent.weights[1]  # (P', Lh, Lx), (P', Ly, Lh)
                 a = (W1 * W1).sum(dim=(1, 2)).cpu().numpy() / (Lx * cbrt_lh)
                 D = torch.bmm(W2, W1).sub_(teacher)
                 e = (D * D).sum(dim=(1, 2)).cpu().numpy() / (Lx * Ly)
-            a_rec[running, i] = a[running]
-            eps_rec[running, i] = e[running]
+            a_rec[live, i] = a
+            eps_rec[live, i] = e
             return e
 
         bound = DIVERGED_FACTOR * measure(0)
@@ -241,31 +242,35 @@ def simulate_linear_grid(
             agent.learn(k * (record_at[i] - done), reset_num_timesteps=(done == 0))
             done = record_at[i]
             e = measure(i)
-            for p in np.flatnonzero(running):
+            ended = []
+            for q, p in enumerate(live):
                 why = None
-                if not agent.active[p]:  # the engine froze it: non-finite answers
+                if not agent.active[q]:  # the engine froze it: non-finite answers
                     why = "diverged"
-                    last[p] = int(agent.diverged_at[p] or 0) // k
-                elif not e[p] <= bound[p]:  # also catches nan
+                    last[p] = int(agent.diverged_at[q] or 0) // k
+                elif not e[q] <= bound[p]:  # also catches nan
                     why = "diverged"
-                elif stop_below is not None and e[p] <= stop_below:
+                elif stop_below is not None and e[q] <= stop_below:
                     why = "below"
-                elif stop_above is not None and e[p] > stop_above:
+                elif stop_above is not None and e[q] > stop_above:
                     why = "above"
                 if why is None:
                     continue
-                running[p] = False
+                ended.append(q)
                 stopped[p] = why
                 if why == "diverged":
                     a_rec[p, i:] = np.inf
                     eps_rec[p, i:] = np.inf
-                    if agent.active[p]:
+                    if agent.active[q]:
                         last[p] = done
                 else:
                     last[p] = done
-                agent.freeze(int(p))
-            if not running.any():
+            if len(ended) == len(live):
                 break
+            if ended:  # go on without them: the others continue exactly, at less cost
+                keep = [q for q in range(len(live)) if q not in ended]
+                agent = agent.select(keep, carry_streams=True)
+                live = live[keep]
     finally:
         env.close()
         template.close()
