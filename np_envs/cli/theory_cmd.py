@@ -126,8 +126,8 @@ def _simulate_all(
     finished, the others trained per rate as one population of its seeds (member (lr, seed) is
     exactly ``theory.simulate_linear_np(..., lr, seed=seed)``), each written to the cache.
 
-    Why per rate: runs at one rate tend to end together (a diverging rate's runs stop after a
-    few thousand steps), and a population trains until its last member ends."""
+    Why per rate: each rate's runs are cached as soon as they end, so a kill loses one rate's
+    work at most; a run that ends early (diverged) leaves its population at once."""
     from np_envs.linear_simulation import simulate_linear_grid
 
     seeds = list(range(args.seeds))
