@@ -623,10 +623,12 @@ class PopulationAgent(RewardAgent):
         for src, dst in zip(self._all_params(), agent._all_params(), strict=True):
             dst.copy_(src.index_select(0, index))
         s = self.noise_streams
-        states = self.noise_generator_states()
+        states = self.noise_generator_states()  # none for a rule without noise (sgd)
+        picked = [states[p * s + stream] for p in members for stream in range(s)] if states \
+            else []
+        for gen, state in zip(agent.noise_generators, picked, strict=True):
+            gen.set_state(state)
         for q, p in enumerate(members):
-            for stream in range(s):
-                agent.noise_generators[q * s + stream].set_state(states[p * s + stream])
             agent.predict_generators[q].set_state(self.predict_generators[p].get_state())
         agent.learning_rates = [self.learning_rates[p] for p in members]
         agent.active = self.active[members].copy()

@@ -224,14 +224,16 @@ def test_member_continues_like_the_single_run(seeds: list[int]) -> None:
     assert diff < 1e-9
 
 
-@pytest.mark.parametrize("members", [[1, 2], [3]])
-def test_selected_members_go_on_as_in_the_population(members: list[int]) -> None:
+@pytest.mark.parametrize(("key", "members"),
+                         [(key, [1, 2]) for key in RULES] + [("np", [3])])
+def test_selected_members_go_on_as_in_the_population(key: str, members: list[int]) -> None:
     """select() carries weights, noise, status and the groups' data streams: the selection
     keeps learning as its members do in the whole population (how the runner drops diverged
-    members from a job)."""
-    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
-    population = make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3, 3e-3, 4e-3],
-                            seed=[0, 0, 1, 1], **shared).learn(160)
+    members from a job), for every built-in rule."""
+    name, shared, settings_of = settings("linear", key)
+    sgd = name == "sgd"
+    env = make_env("linear", evals_per_input=1 if sgd else 2, reveal_target=sgd)
+    population = make_agent(name, env, **shared, **as_lists(settings_of)).learn(160)
     population.freeze(0)
     subset = population.select(members, carry_streams=True)
     assert subset.num_members == len(members) and subset.active.all()
