@@ -59,6 +59,17 @@ def derived_seed(seed: int, stream: int) -> int:
                >> np.uint64(1))
 
 
+#: a population of one multiplies in 2-D from this many multiply-adds per product on: there
+#: torch's batched kernel measured slower (SARCOS width 3200, B=100: 281 vs 229 us for the first
+#: layer), below it the extra views cost more than the 2-D kernel saves
+PLAIN_PRODUCT_WORK = 2_000_000
+
+
+def _plain(w: torch.Tensor, rows: int) -> bool:
+    """Whether ``rows`` rows times the weights ``w`` (P, out, in) run as a plain 2-D product."""
+    return w.shape[0] == 1 and rows * w.shape[1] * w.shape[2] >= PLAIN_PRODUCT_WORK
+
+
 def _as_list(value: Any, count: int, name: str) -> list[Any]:
     """A per-member setting: one value for everyone, or exactly one per member."""
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -217,6 +228,7 @@ class PopulationAgent(RewardAgent):
                 generator=torch.Generator().manual_seed(derived_seed(s, 0)))
             for s in self.seeds
         ]
+        self._own_views = None
         self.weights = [torch.stack([n.layers[k].weight.detach() for n in nets])
                         for k in range(nets[0].n_layers)]
         self.biases: list[torch.Tensor | None] = [
@@ -410,10 +422,11 @@ class PopulationAgent(RewardAgent):
         b = self.biases[0] if bias is None else bias
         p, h, n_in = w.shape
         r = self._grouping(x.shape[0])
+        own = self._own_view(0) if weight is None and bias is None else (None, None)
         if r == 1:
-            return self._affine(x, w, b, out)
+            return self._affine(x, w, b, out, *own)
         if r is None:
-            return self._affine(x.index_select(0, self._groups_index()), w, b, out)
+            return self._affine(x.index_select(0, self._groups_index()), w, b, out, *own)
         g, batch = x.shape[0], x.shape[1]
         side_by_side = w.reshape(g, r * h, n_in).transpose(1, 2)
         zg = (torch.bmm(x, side_by_side) if b is None
@@ -444,28 +457,40 @@ class PopulationAgent(RewardAgent):
               weight: torch.Tensor | None = None,
               bias: torch.Tensor | None = None) -> torch.Tensor:
         """``W_k h + b_k`` for layer k >= 1 from per-member activities: (P, B, out)."""
-        w = self.weights[k] if weight is None else weight
-        b = self.biases[k] if weight is None else bias
-        return self._affine(h, w, b, out)
+        if weight is None:
+            return self._affine(h, self.weights[k], self.biases[k], out, *self._own_view(k))
+        return self._affine(h, weight, bias, out)
+
+    def _own_view(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The members' own layer k as the batched products take it, ``W^T`` and ``b[:, None]``
+        (views made once: the weights are only ever changed in place)."""
+        views = self.__dict__.get("_own_views")
+        if views is None:
+            views = self._own_views = [
+                (w.transpose(1, 2), None if b is None else b.unsqueeze(1))
+                for w, b in zip(self.weights, self.biases, strict=True)]
+        return views[k]
 
     @staticmethod
     def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-                out: torch.Tensor | None) -> torch.Tensor:
-        """``h w^T + b`` per member: one batched product, or for a population of one a plain
-        2-D product (the same numbers bit for bit, and faster at widths >= 800)."""
-        if w.shape[0] == 1 and h.shape[0] == 1:
+                out: torch.Tensor | None, wt: torch.Tensor | None = None,
+                b1: torch.Tensor | None = None) -> torch.Tensor:
+        """``h w^T + b`` per member: one batched product, or for a big product of a population
+        of one a plain 2-D product (the same numbers bit for bit; see ``_plain``)."""
+        if _plain(w, h.shape[1]) and h.shape[0] == 1:
             o = None if out is None else out[0]
             z = (torch.mm(h[0], w[0].T, out=o) if b is None
                  else torch.addmm(b[0], h[0], w[0].T, out=o))
             return z.unsqueeze(0) if out is None else out
+        wt = w.transpose(1, 2) if wt is None else wt
         if b is None:
-            return torch.bmm(h, w.transpose(1, 2), out=out)
-        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), out=out)
+            return torch.bmm(h, wt, out=out)
+        return torch.baddbmm(b.unsqueeze(1) if b1 is None else b1, h, wt, out=out)
 
     @staticmethod
     def _add_products(w: torch.Tensor, e: torch.Tensor, h: torch.Tensor) -> None:
-        """``w[p] += e[p]^T h[p]`` per member (2-D for a population of one, as ``_affine``)."""
-        if w.shape[0] == 1:
+        """``w[p] += e[p]^T h[p]`` per member (2-D where ``_affine`` is)."""
+        if _plain(w, h.shape[1]):
             w[0].addmm_(e[0].T, h[0])
         else:
             w.baddbmm_(e.transpose(1, 2), h)
