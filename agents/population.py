@@ -414,19 +414,21 @@ class PopulationAgent(RewardAgent):
         """``W_1 x + b_1`` for every member from its group's inputs: (G, B, in) -> (P, B, H).
 
         On a regular grid each group's inputs are multiplied once by its R members' weights
-        side by side (no copy of the inputs); otherwise the inputs are gathered per member.
-        The bias is fused into the product on every path: a member's first layer is the same
-        numbers whichever way its inputs come (checked bit for bit by the tests).
+        side by side (no copy of the inputs); where the inputs are narrow (SARCOS, the linear
+        task) or the members are in no regular order, the inputs are copied out per member
+        instead (see ``_gathers``). The bias is fused into the product on every path: a
+        member's first layer is the same numbers whichever way its inputs come (checked bit for
+        bit by the tests).
         """
         w = self.weights[0] if weight is None else weight
         b = self.biases[0] if bias is None else bias
         p, h, n_in = w.shape
         r = self._grouping(x.shape[0])
         own = self._own_view(0) if weight is None and bias is None else (None, None)
+        if r != 1 and self._gathers(r, x.shape, n_in, h):
+            x, r = self._member_inputs(x), 1
         if r == 1:
             return self._affine(x, w, b, out, *own)
-        if r is None:
-            return self._affine(x.index_select(0, self._groups_index()), w, b, out, *own)
         g, batch = x.shape[0], x.shape[1]
         side_by_side = w.reshape(g, r * h, n_in).transpose(1, 2)
         zg = (torch.bmm(x, side_by_side) if b is None
@@ -442,16 +444,38 @@ class PopulationAgent(RewardAgent):
         w, b = self.weights[0], self.biases[0]
         p, h, n_in = w.shape
         r = self._grouping(x.shape[0])
+        if r != 1 and self._gathers(r, x.shape, n_in, h):
+            x, r = self._member_inputs(x), 1
         if r == 1:
             self._add_products(w, e, x)
-        elif r is not None:
+        else:
             g, batch = x.shape[0], x.shape[1]
             eg = e.view(g, r, batch, h).transpose(1, 2).reshape(g, batch, r * h)
             w.view(g, r * h, n_in).baddbmm_(eg.transpose(1, 2), x)
-        else:
-            self._add_products(w, e, x.index_select(0, self._groups_index()))
         if b is not None:
             b.add_(e.sum(dim=1))
+
+    def _gathers(self, r: int | None, shape: torch.Size, n_in: int, h: int) -> bool:
+        """Whether the first layer copies its inputs (``shape`` (G, B, in)) out per member:
+        always when the members are in no regular order (``r`` None); on a grid of several
+        groups when the inputs are at most half as wide as the layer and B > 1, where that copy
+        (P x B x in) is cheaper than the side-by-side product's, which must move its (B, R*H)
+        answers into member order for the clean pass and the update's factors back (two
+        copies of P x B x H; measured 5-14 % of a SARCOS w100 update at P=8). Inputs shown to
+        every member alike (evaluation) keep the side-by-side product."""
+        groups, batch = shape[0], shape[1]
+        return r is None or (groups == self.layout.num_groups > 1 and batch > 1
+                             and 2 * n_in <= h)
+
+    def _member_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's group's inputs, (G, B, in) -> (P, B, in); the copy made for the clean
+        pass is kept for the update, which gets the same ``x``."""
+        cached = self.__dict__.get("_inputs_cache")
+        if cached is not None and cached[0] is x:
+            return cached[1]
+        per_member = x.index_select(0, self._groups_index())
+        self._inputs_cache = (x, per_member)
+        return per_member
 
     def layer(self, k: int, h: torch.Tensor, out: torch.Tensor | None = None,
               weight: torch.Tensor | None = None,
