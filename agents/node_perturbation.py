@@ -180,6 +180,7 @@ class NodePerturbation(PerturbationRule):
         return "prefetch" if self.learn_threads(batch_size) == 1 else "parallel"
 
     def teardown(self) -> None:
+        super().teardown()
         if self._noise is not None:
             self._noise.close()
             if self._noise.members < self.num_members:  # group-mates catch up with the drawer

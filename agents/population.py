@@ -467,6 +467,10 @@ class PopulationAgent(RewardAgent):
         return r is None or (groups == self.layout.num_groups > 1 and batch > 1
                              and 2 * n_in <= h)
 
+    def teardown(self) -> None:
+        """Drop the per-member copy of the inputs that a clean pass keeps for its update."""
+        self._inputs_cache = None
+
     def _member_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's group's inputs, (G, B, in) -> (P, B, in); the copy made for the clean
         pass is kept for the update, which gets the same ``x``."""

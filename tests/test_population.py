@@ -246,6 +246,32 @@ def test_selected_members_go_on_as_in_the_population(key: str, members: list[int
     assert not population.select([0, 1]).active[0]  # a frozen member stays frozen
 
 
+@pytest.mark.parametrize("key", ["np", "sgd"])
+def test_a_grid_with_narrow_inputs_copied_per_member_is_the_single_runs(key: str) -> None:
+    """SARCOS's 21 inputs into a 48-wide layer: on a seeds x rates grid the inputs are copied
+    out per member (cheaper than moving the side-by-side product's answers between layouts).
+    Members are still the single runs, and the side-by-side path gives the same weights."""
+    name, shared, members = settings("sarcos", key)
+    shared["hidden_sizes"] = (48,)
+    sgd = name == "sgd"
+
+    def env():
+        return make_env("sarcos", evals_per_input=1 if sgd else 2, reveal_target=sgd)
+
+    steps = UPDATES * B * (1 if sgd else 2)
+    copied = make_agent(name, env(), **shared, **as_lists(members))
+    assert copied._gathers(2, (2, B, 21), 21, 48)  # the path under test
+    copied.learn(steps)
+    side_by_side = make_agent(name, env(), **shared, **as_lists(members))
+    side_by_side._gathers = lambda *args: False  # the other path, for comparison
+    side_by_side.learn(steps)
+    for p, member in enumerate(members):
+        single = make_agent(name, env(), **shared, **member).learn(steps)
+        mine = flat_weights(copied.networks[p])
+        assert relative_difference(mine, flat_weights(single.network)) < 1e-9
+        assert relative_difference(mine, flat_weights(side_by_side.networks[p])) < 1e-12
+
+
 def test_plugin_without_population_runs_members_in_turn() -> None:
     """A rule written against the single-agent hooks: correct members, one after another."""
     plugin = load_example("weight_perturbation.py").WeightPerturbationPlugin
