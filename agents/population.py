@@ -414,8 +414,8 @@ class PopulationAgent(RewardAgent):
         """``W_1 x + b_1`` for every member from its group's inputs: (G, B, in) -> (P, B, H).
 
         On a regular grid each group's inputs are multiplied once by its R members' weights
-        side by side (no copy of the inputs); where the inputs are narrow (SARCOS, the linear
-        task) or the members are in no regular order, the inputs are copied out per member
+        side by side (no copy of the inputs); where the inputs are narrow (SARCOS's 21) and come
+        in batches, or the members are in no regular order, the inputs are copied out per member
         instead (see ``_gathers``). The bias is fused into the product on every path: a
         member's first layer is the same numbers whichever way its inputs come (checked bit for
         bit by the tests).
@@ -504,7 +504,8 @@ class PopulationAgent(RewardAgent):
                 out: torch.Tensor | None, wt: torch.Tensor | None = None,
                 b1: torch.Tensor | None = None) -> torch.Tensor:
         """``h w^T + b`` per member: one batched product, or for a big product of a population
-        of one a plain 2-D product (the same numbers bit for bit; see ``_plain``)."""
+        of one a plain 2-D product (the same answers bit for bit; autograd's gradients through
+        it may round differently; see ``_plain``)."""
         if _plain(w, h.shape[1]) and h.shape[0] == 1:
             o = None if out is None else out[0]
             z = (torch.mm(h[0], w[0].T, out=o) if b is None
