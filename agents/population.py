@@ -18,12 +18,15 @@ Data. Members that share a seed form a *group*; the environment hands each group
 once, as ``(G, B, obs_dim)``. When the members are ordered group by group with equal counts
 (the grid ``seeds x rates`` that :func:`agents.make_population` builds), the first layer of all
 members of a group is one matrix product with the group's inputs (``R`` members' weights side by
-side), so no input is ever copied per member; other orders fall back to gathering the inputs.
+side), so no input is copied per member; where the inputs are much narrower than the layer
+(SARCOS) copying them per member is cheaper than moving that product's answers into member
+order, and other orders always gather the inputs (``first_layer``).
 
 Divergence. A member whose answers turn NaN/inf is frozen at once (its learning rate becomes 0
 and its weights are kept as they were before the step that broke them) and reported in
 ``diverged``; the others go on untouched. The runner also freezes members whose test error
-passes its divergence bound (:meth:`PopulationAgent.freeze`).
+passes its divergence bound (:meth:`PopulationAgent.freeze`), and then goes on with the others
+alone (:meth:`PopulationAgent.select`), so frozen members cost nothing after.
 
 A rule implements five hooks over the member axis (see ``NodePerturbation`` for the full set,
 ``WeightPerturbation`` for a short one): ``pop_setup(B)``, ``pop_clean(x) -> (P, B, act)``,
