@@ -22,7 +22,8 @@ reseeded, so an interrupted job equals an uninterrupted one.
 Divergence per member: answers that turn NaN/inf freeze the member during learning; at each
 evaluation a member whose weights are not finite, or whose test error passes
 ``divergence_factor`` x its initial error, is recorded as diverged at that chunk and frozen;
-the others go on untouched.
+the others go on untouched, and from that chunk on without it (the checkpoint's ``state.json``
+lists the job's members it still holds, so a resume continues with the same ones).
 """
 
 from __future__ import annotations
