@@ -142,6 +142,8 @@ def test_mnist_env_observes_the_loaded_images_bit_for_bit(shared):
     stream = env.unwrapped.stream
     rows = np.array([[3, 9_999], [0, 17]])
     assert np.array_equal(stream.read_inputs(rows), images[rows])
+    out = np.empty((2, 2, 784), np.float32)  # written in place, as a population's groups are
+    assert stream.read_inputs(rows, out) is out and np.array_equal(out, images[rows])
 
 
 def test_sarcos_test_file_scheme_is_contiguous_and_leak_free(shared):

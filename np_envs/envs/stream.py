@@ -159,17 +159,15 @@ class DatasetStream(SampleStream):
 
     def next(self, count: int, out: np.ndarray | None = None) -> Batch:
         rows, epochs = self.next_rows(count)
-        inputs = self.read_inputs(rows)
-        if out is not None:
-            out[...] = inputs
-            inputs = out
-        return Batch(inputs, self.targets[rows], epochs, rows)
+        return Batch(self.read_inputs(rows, out), self.targets[rows], epochs, rows)
 
-    def read_inputs(self, rows: np.ndarray) -> np.ndarray:
-        """The observations of data-set rows ``rows`` (any shape of row numbers)."""
+    def read_inputs(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The observations of data-set rows ``rows`` (any shape of row numbers), written into
+        ``out`` when given (no temporary of the observations' size)."""
         if self._divisor is None:
-            return self.inputs.take(rows, axis=0)
-        return np.divide(self.inputs.take(rows, axis=0), self._divisor, dtype=np.float32)
+            return self.inputs.take(rows, axis=0, out=out)
+        return np.divide(self.inputs.take(rows, axis=0), self._divisor, out=out,
+                         dtype=np.float32)
 
     def next_rows(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The row numbers and epochs of the next ``count`` elements (what :meth:`next` reads);
