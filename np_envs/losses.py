@@ -57,6 +57,17 @@ def loss_in_place(out: np.ndarray, targets: np.ndarray, readout: Readout) -> np.
     return 0.5 * np.einsum("...i,...i->...", out, out)
 
 
+def loss_in_place_guarded(out: np.ndarray, targets: np.ndarray, readout: Readout,
+                          may_overflow: bool) -> np.ndarray:
+    """:func:`loss_in_place`, with numpy's overflow / invalid warnings silenced only when the
+    answers can overflow in float64 or hold NaN/inf (the caller then checks the losses):
+    float32 answers that are finite cannot, and the common case skips ``np.errstate``."""
+    if not may_overflow:
+        return loss_in_place(out, targets, readout)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return loss_in_place(out, targets, readout)
+
+
 def loss_torch(actions: torch.Tensor, targets: torch.Tensor, readout: Readout) -> torch.Tensor:
     """Per-sample loss, differentiable; same formula as :func:`loss_numpy`."""
     import torch  # only the oracle needs torch; the environments must not load it

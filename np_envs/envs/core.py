@@ -17,7 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from np_envs.envs.stream import SampleStream
-from np_envs.losses import READOUTS, Readout, loss_in_place
+from np_envs.losses import READOUTS, Readout, loss_in_place_guarded
 
 BatchReduction = Literal["mean", "sum"]
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -113,11 +113,8 @@ class TrialLogic:
         actions = self.check_action(actions)  # finite from here on
         assert self.targets is not None and self.epochs is not None
         answers = actions.astype(np.float64)  # a copy the loss may overwrite
-        if actions.dtype.itemsize <= 4:  # float32 answers cannot overflow in float64
-            losses = loss_in_place(answers, self.targets, self.readout)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                losses = loss_in_place(answers, self.targets, self.readout)
+        losses = loss_in_place_guarded(answers, self.targets, self.readout,
+                                       may_overflow=actions.dtype.itemsize > 4)
         if not np.isfinite(losses).all():
             raise RewardOverflowError(_overflow_message(actions, losses))
         info: dict[str, Any] = {

@@ -49,7 +49,7 @@ import numpy as np
 
 from np_envs.envs.core import RewardOnlyVectorEnv
 from np_envs.envs.stream import DatasetStream, SampleStream
-from np_envs.losses import loss_in_place
+from np_envs.losses import loss_in_place_guarded
 
 STATE_VERSION = 1
 
@@ -273,12 +273,10 @@ class PopulationEnv:
         actions = self._check_actions(actions)
         assert self._targets is not None and self._epochs is not None
         finite_actions = np.isfinite(actions).all(axis=(1, 2))
-        if finite_actions.all() and actions.dtype.itemsize <= 4:
-            losses = self._losses(actions)  # float32 answers: nothing can overflow in float64
-        else:  # a diverged member's NaN/inf must not warn or spill over: rows are independent
-            with np.errstate(invalid="ignore", over="ignore"):
-                losses = self._losses(actions)
-            losses[~finite_actions] = np.nan
+        # a diverged member's NaN/inf must not warn or spill over: rows are independent
+        losses = self._losses(actions, may_overflow=not finite_actions.all()
+                              or actions.dtype.itemsize > 4)
+        losses[~finite_actions] = np.nan
         info: dict[str, Any] = {
             "epoch": self._epochs,
             "mse": (2.0 / self.target_dim) * losses,
@@ -297,7 +295,7 @@ class PopulationEnv:
         info["_final_obs"] = self._all_true
         return self._start(), rewards, self._all_true, self._truncated, info
 
-    def _losses(self, actions: np.ndarray) -> np.ndarray:
+    def _losses(self, actions: np.ndarray, may_overflow: bool) -> np.ndarray:
         """Per member and sample, ``loss_numpy``'s numbers: the answers cast to float64 in a
         work array, read out and compared with their group's targets in place."""
         answers = self._answers
@@ -305,7 +303,8 @@ class PopulationEnv:
         r = self._per_group
         if r is not None:
             answers = answers.reshape(self.num_groups, r, self.num_envs, self.target_dim)
-        losses = loss_in_place(answers, self._member_targets, self.readout)
+        losses = loss_in_place_guarded(answers, self._member_targets, self.readout,
+                                       may_overflow)
         return losses.reshape(self.num_members, self.num_envs)
 
     # ------------------------------------------------------------------ resume
