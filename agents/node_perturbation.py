@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from agents.network import activate_
-from agents.noise import NOISE_MODES, GaussianNoise, cores_per_process
+from agents.noise import NOISE_MODES, GaussianNoise
 from agents.population import PopulationAgent, _as_list, _population_size
+from np_envs.threads import cores_per_process
 
 #: below this many noise numbers per update, a worker thread costs more than it saves
 THREADED_NOISE_MIN_NUMBERS = 20_000

@@ -28,25 +28,12 @@ pool workers with a noise thread each were ~25 % slower than without, SARCOS P=8
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
 NOISE_MODES: tuple[str, ...] = ("serial", "parallel", "prefetch")
-#: set by the experiment runner in its worker processes: the cores one worker may use
-CORES_PER_PROCESS_ENV = "NP_ENVS_CORES_PER_PROCESS"
-
-
-def cores_per_process() -> int:
-    """Cores this process may use: the runner's share for its workers, else the machine's."""
-    cores = os.cpu_count() or 1
-    try:
-        share = int(os.environ.get(CORES_PER_PROCESS_ENV, cores))
-    except ValueError:
-        share = cores
-    return max(1, min(cores, share))
 
 
 def _row_blocks(rows: int, streams: int) -> list[tuple[int, int]]:

@@ -340,7 +340,7 @@ def test_noise_threads_stay_off_cores_the_runner_gave_to_other_workers(monkeypat
     a busy core only slows it down); without the hint the machine's cores count."""
     import os
 
-    from agents.noise import CORES_PER_PROCESS_ENV, cores_per_process
+    from np_envs.threads import CORES_PER_PROCESS_ENV, cores_per_process
 
     agent = make_agent("np", make_env("linear"), hidden_sizes=(12,))
     monkeypatch.setenv(CORES_PER_PROCESS_ENV, "1")

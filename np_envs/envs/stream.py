@@ -16,6 +16,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from np_envs.threads import for_row_blocks
+
+#: measured cost of gathering and decoding one stored byte (MNIST, one core): ~0.9 ns
+DECODE_NS_PER_NUMBER = 1.0
+
 Shuffle = Literal["epoch", "once", "none"]
 SHUFFLES: tuple[str, ...] = ("epoch", "once", "none")
 
@@ -163,11 +168,27 @@ class DatasetStream(SampleStream):
 
     def read_inputs(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The observations of data-set rows ``rows`` (any shape of row numbers), written into
-        ``out`` when given (no temporary of the observations' size)."""
+        ``out`` when given (no temporary of the observations' size).
+
+        Stored bytes are decoded (``/ divisor``) block by block of rows, on several threads
+        for a big batch (a population's G x B MNIST images: see np_envs/threads.py); each row
+        is the same numbers either way."""
         if self._divisor is None:
             return self.inputs.take(rows, axis=0, out=out)
-        return np.divide(self.inputs.take(rows, axis=0), self._divisor, out=out,
-                         dtype=np.float32)
+        if out is None:
+            out = np.empty(rows.shape + self.inputs.shape[1:], np.float32)
+        elif not out.flags.c_contiguous:  # its flat view below would be a copy
+            out[...] = self.read_inputs(rows)
+            return out
+        flat_rows = rows.reshape(-1)
+        flat_out = out.reshape((flat_rows.size,) + self.inputs.shape[1:])
+
+        def decode(lo: int, hi: int) -> None:
+            np.divide(self.inputs.take(flat_rows[lo:hi], axis=0), self._divisor,
+                      out=flat_out[lo:hi], dtype=np.float32)
+
+        for_row_blocks(decode, flat_rows.size, DECODE_NS_PER_NUMBER * flat_out.size)
+        return out
 
     def next_rows(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The row numbers and epochs of the next ``count`` elements (what :meth:`next` reads);

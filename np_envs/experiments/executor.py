@@ -192,7 +192,7 @@ def _worker_init(parent: int, sys_path: list[str], cores: int = 1) -> None:
             sys.path.insert(0, p)
     import torch
 
-    from agents.noise import CORES_PER_PROCESS_ENV
+    from np_envs.threads import CORES_PER_PROCESS_ENV
 
     torch.set_num_threads(1)
     os.environ[CORES_PER_PROCESS_ENV] = str(cores)
@@ -556,7 +556,7 @@ def _ray_runtime_env() -> dict[str, Any]:
         paths + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     if os.environ.get("NP_ENVS_DATA"):
         env_vars["NP_ENVS_DATA"] = os.environ["NP_ENVS_DATA"]
-    from agents.noise import CORES_PER_PROCESS_ENV
+    from np_envs.threads import CORES_PER_PROCESS_ENV
 
     env_vars[CORES_PER_PROCESS_ENV] = "1"  # every job is a task with num_cpus=1
     return {"env_vars": env_vars}
