@@ -25,7 +25,17 @@ BLOCK_MIN_NS = 300_000
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_pool_owner = 0  # the pid that made _pool: a forked child must make its own
+_pool_size = 0
+
+
+def _forget_threads() -> None:
+    """In a forked child: the parent's threads (and maybe a held lock) did not come along."""
+    global _lock, _pool, _pool_size
+    _lock, _pool, _pool_size = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
 
 
 def cores_per_process() -> int:
@@ -47,12 +57,11 @@ def row_blocks(rows: int, cost_ns: float) -> list[tuple[int, int]]:
 
 
 def _threads(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_owner
+    global _pool, _pool_size
     with _lock:
-        if _pool is None or _pool_owner != os.getpid() or _pool._max_workers < workers:
-            # a pool inherited through fork has no threads behind it: never reuse it
+        if _pool is None or _pool_size < workers:
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="np-envs-rows")
-            _pool_owner = os.getpid()
+            _pool_size = workers
         return _pool
 
 
