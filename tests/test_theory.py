@@ -362,11 +362,36 @@ def test_cli_theory_simulate_and_resume(tmp_path, capsys):
     assert (tmp_path / "simulation.csv").read_text().splitlines() == sim
 
 
+def test_cli_theory_simulates_rates_in_parallel_to_the_same_tables(tmp_path, capsys):
+    """--jobs 2 runs each rate's population in its own process: same simulation.csv, same cache
+    files (written by the workers), and a later run reuses them."""
+    from np_envs.cli.main import main
+
+    argv = ["theory", "--Lx", "10", "--Lh", "50", "--Ly", "3", "--steps", "300",
+            "--lr-ratio", "0.5,0.9,1.6", "--simulate", "--seeds", "2"]
+    assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*argv, "--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("seeds as one population") == 6
+    serial, parallel = (tmp_path / "serial" / "simulation.csv", tmp_path / "parallel" /
+                        "simulation.csv")
+    assert parallel.read_text() == serial.read_text()
+    cached = sorted(p.name for p in (tmp_path / "parallel" / "sim_cache").glob("*.npz"))
+    assert cached == sorted(p.name for p in (tmp_path / "serial" / "sim_cache").glob("*.npz"))
+    assert len(cached) == 6
+    assert main([*argv, "--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
+    assert "seeds as one population" not in capsys.readouterr().out  # all from the cache
+    assert parallel.read_text() == serial.read_text()
+
+
 def test_cli_theory_bad_arguments(tmp_path, capsys):
     from np_envs.cli.main import main
 
     assert main(["theory", "--Lx", "0", "--out", str(tmp_path)]) == 2
     assert "Lx" in capsys.readouterr().err
+    assert main(["theory", "--simulate", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "theory.csv").exists()  # refused before any work
     with pytest.raises(SystemExit):
         main(["theory", "--lr-ratio", "0.5,-1", "--out", str(tmp_path)])
     assert math.isfinite(theory.critical_learning_rate(100, 2000, 10))

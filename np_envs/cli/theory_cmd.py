@@ -58,6 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--simulate", action="store_true", help="also simulate the NP rule")
     p.add_argument("--seeds", type=int, default=3, help="simulated seeds per ratio (default 3)")
     p.add_argument("--device", default="cpu", help="torch device of the simulation (default cpu)")
+    p.add_argument(
+        "--jobs", type=int, default=1,
+        help="with --simulate: learning rates simulated at once, one process each (default 1)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -119,19 +123,52 @@ def _sim_cache_path(args: argparse.Namespace, lr: float, seed: int, record: np.n
     return args.out / "sim_cache" / f"{key}.npz"
 
 
+Simulated = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, a, eps of one (rate, seed) run
+
+
+def _simulate_rate(spec: dict, lr: float) -> tuple[list[Simulated], float]:
+    """One rate's seeds as one population, each seed's run written to the cache as soon as the
+    population ends (by the process that ran it: a kill of the parent loses nothing that
+    finished); each seed's (steps, a, eps) and the seconds taken."""
+    from np_envs.linear_simulation import simulate_linear_grid
+
+    args, record = spec["args"], spec["record"]
+    start = time.perf_counter()
+    [per_seed] = simulate_linear_grid(
+        args.Lx, args.Lh, args.Ly, [lr], args.steps, seeds=spec["seeds"], sigma_t=args.sigma_t,
+        record_steps=record, init_scale=args.init_scale, device=args.device,
+    )
+    results = [(run.steps, run.a, run.eps) for run in per_seed]
+    for seed, result in zip(spec["seeds"], results, strict=True):
+
+        def write(tmp: Path, result=result) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, steps=result[0], a=result[1], eps=result[2])
+
+        _atomic_write(_sim_cache_path(args, lr, seed, record), write)
+    return results, time.perf_counter() - start
+
+
+def _share_cores(cores: int) -> None:
+    """In a worker process: its share of the cores (no noise thread on a busy core)."""
+    from np_envs.threads import CORES_PER_PROCESS_ENV
+
+    os.environ[CORES_PER_PROCESS_ENV] = str(cores)
+
+
 def _simulate_all(
     args: argparse.Namespace, rates: list[float], record: np.ndarray
-) -> dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> dict[tuple[float, int], Simulated]:
     """Every (rate, seed) run: loaded from OUT/sim_cache when an identical run already
     finished, the others trained per rate as one population of its seeds (member (lr, seed) is
     exactly ``theory.simulate_linear_np(..., lr, seed=seed)``), each written to the cache.
 
-    Why per rate: each rate's runs are cached as soon as they end, so a kill loses one rate's
-    work at most; a run that ends early (diverged) leaves its population at once."""
-    from np_envs.linear_simulation import simulate_linear_grid
-
+    Why per rate: each rate's runs are cached as soon as they end, so a kill loses the work of
+    the rates under way at most; a run that ends early (diverged) leaves its population at
+    once. With ``--jobs`` N > 1, N rates run at once, each in its own process (a population
+    of one rate's seeds is a few small products per step: one core's work)."""
     seeds = list(range(args.seeds))
-    found: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    found: dict[tuple[float, int], Simulated] = {}
     for lr in rates:
         for seed in seeds:
             path = _sim_cache_path(args, lr, seed, record)
@@ -142,25 +179,35 @@ def _simulate_all(
                 except (OSError, ValueError, KeyError):
                     pass  # corrupt cache entry: recompute
     (args.out / "sim_cache").mkdir(parents=True, exist_ok=True)
-    for lr in rates:
-        if all((lr, seed) in found for seed in seeds):
-            continue
-        start = time.perf_counter()
-        [per_seed] = simulate_linear_grid(
-            args.Lx, args.Lh, args.Ly, [lr], args.steps, seeds=seeds, sigma_t=args.sigma_t,
-            record_steps=record, init_scale=args.init_scale, device=args.device,
-        )
+    todo = [lr for lr in rates if not all((lr, seed) in found for seed in seeds)]
+    settings = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    spec = {"args": settings, "seeds": seeds, "record": record}
+
+    def finished(lr: float, per_seed: list[Simulated], seconds: float) -> None:
         print(f"  simulated lr {lr:.4e}: {len(seeds)} seeds as one population "
-              f"({time.perf_counter() - start:.1f} s)")
-        for seed, run in zip(seeds, per_seed, strict=True):
-            result = (run.steps, run.a, run.eps)
+              f"({seconds:.1f} s)", flush=True)
+        for seed, result in zip(seeds, per_seed, strict=True):
             found[(lr, seed)] = result
 
-            def write(tmp: Path, result=result) -> None:
-                with open(tmp, "wb") as f:
-                    np.savez(f, steps=result[0], a=result[1], eps=result[2])
+    workers = min(args.jobs, len(todo))
+    if workers <= 1:
+        for lr in todo:
+            finished(lr, *_simulate_rate(spec, lr))
+        return found
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            _atomic_write(_sim_cache_path(args, lr, seed, record), write)
+    cores = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_share_cores, initargs=(cores,)) as pool:
+        futures = {pool.submit(_simulate_rate, spec, lr): lr for lr in todo}
+        try:
+            for future in as_completed(futures):
+                finished(futures[future], *future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()  # rates not started yet; the running ones end with the pool
+            raise
     return found
 
 
@@ -183,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--sigma-t must be >= 0, got {args.sigma_t}")
         if args.simulate and args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     except ValueError as exc:
         print(f"np-envs theory: error: {exc}", file=sys.stderr)
         return 2
