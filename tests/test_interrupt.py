@@ -16,7 +16,7 @@ import pytest
 from helpers import alive, committed_chunk, descendants, population_jobs
 
 from np_envs.cli.main import main
-from np_envs.experiments.executor import INTERRUPTED_LINE
+from np_envs.experiments.stopping import INTERRUPTED_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 LINEAR = "NPLinearTeacher-v0"
@@ -120,3 +120,49 @@ def test_sigint_stops_a_ray_sweep_and_leaves_no_ray_process(tmp_path):
     assert [ln for ln in result.stdout.splitlines() if ln.strip()][-1] == INTERRUPTED_LINE
     assert took < STOP_WITHIN_S
     _assert_all_gone(started)
+
+
+THEORY = ["theory", "--Lx", "20", "--Lh", "200", "--Ly", "5", "--lr-ratio", "0.3,0.5,0.7",
+          "--steps", "4000", "--simulate", "--seeds", "2", "--jobs", "2"]
+
+
+def test_ctrl_c_stops_theory_simulate_and_a_rerun_keeps_the_finished_rates(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once a rate is
+    cached: exit 130, no traceback, the workers gone; the rerun simulates only the rest."""
+    out = tmp_path / "theory"
+    cmd = [sys.executable, "-m", "np_envs.cli.main", *THEORY, "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen: set[int] = set()
+    cache = out / "sim_cache"
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(cache.glob("*.npz"))) < 2:  # one rate (two seeds) finished
+            assert proc.poll() is None, "theory finished before it could be stopped"
+            assert time.monotonic() < deadline, "no rate finished"
+            seen |= descendants(proc.pid)
+            time.sleep(0.02)
+        seen |= descendants(proc.pid)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert proc.returncode == 130, output[-2000:]
+    assert took < STOP_WITHIN_S
+    assert "Traceback" not in output, output[-3000:]
+    assert lines[-1] == INTERRUPTED_LINE
+    assert seen, "theory started no worker process"
+    _assert_all_gone(seen)
+    finished = len(list(cache.glob("*.npz")))
+    assert finished in (2, 4)  # whole rates only
+
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert rerun.stdout.count("seeds as one population") == 3 - finished // 2
+    assert len(list(cache.glob("*.npz"))) == 6

@@ -66,7 +66,7 @@ def run_checked(args: argparse.Namespace, command: str,
 
 
 #: subcommands that run jobs: the first SIGINT/SIGTERM stops them cleanly (see run_stoppable)
-STOPPABLE = ("compare", "sweep")
+STOPPABLE = ("compare", "sweep", "theory")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,9 +84,9 @@ def run_stoppable(args: argparse.Namespace) -> int:
     """Run a job command so that Ctrl-C or SIGTERM stops it without a traceback: the jobs
     stop, the tables are written for what finished, the last line says how to resume, and the
     exit code is 128 + the signal (130 for SIGINT, 143 for SIGTERM)."""
-    from np_envs.experiments import executor
+    from np_envs.experiments import stopping
 
-    with executor.stop_on_signals() as stop:
+    with stopping.stop_on_signals() as stop:
         try:
             code = int(args.func(args) or 0)
         except KeyboardInterrupt:  # ours, or ours re-raised by a library (Ray) as its own
@@ -96,7 +96,7 @@ def run_stoppable(args: argparse.Namespace) -> int:
         if stop.signum is None:
             return code
         sys.stdout.flush()
-        print(executor.INTERRUPTED_LINE, file=sys.stderr, flush=True)
+        print(stopping.INTERRUPTED_LINE, file=sys.stderr, flush=True)
         return stop.exit_code
 
 

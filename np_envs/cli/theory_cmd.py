@@ -149,13 +149,6 @@ def _simulate_rate(spec: dict, lr: float) -> tuple[list[Simulated], float]:
     return results, time.perf_counter() - start
 
 
-def _share_cores(cores: int) -> None:
-    """In a worker process: its share of the cores (no noise thread on a busy core)."""
-    from np_envs.threads import CORES_PER_PROCESS_ENV
-
-    os.environ[CORES_PER_PROCESS_ENV] = str(cores)
-
-
 def _simulate_all(
     args: argparse.Namespace, rates: list[float], record: np.ndarray
 ) -> dict[tuple[float, int], Simulated]:
@@ -166,7 +159,9 @@ def _simulate_all(
     Why per rate: each rate's runs are cached as soon as they end, so a kill loses the work of
     the rates under way at most; a run that ends early (diverged) leaves its population at
     once. With ``--jobs`` N > 1, N rates run at once, each in its own process (a population
-    of one rate's seeds is a few small products per step: one core's work)."""
+    of one rate's seeds is a few small products per step: one core's work). Ctrl-C / SIGTERM
+    (the command runs under ``run_stoppable``) kill the workers; the cache keeps every rate
+    that had finished."""
     seeds = list(range(args.seeds))
     found: dict[tuple[float, int], Simulated] = {}
     for lr in rates:
@@ -194,20 +189,16 @@ def _simulate_all(
         for lr in todo:
             finished(lr, *_simulate_rate(spec, lr))
         return found
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    cores = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_share_cores, initargs=(cores,)) as pool:
-        futures = {pool.submit(_simulate_rate, spec, lr): lr for lr in todo}
-        try:
-            for future in as_completed(futures):
-                finished(futures[future], *future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()  # rates not started yet; the running ones end with the pool
-            raise
+    from np_envs.experiments.executor import process_pool
+
+    # the sweep's pool: one torch thread and a share of the cores per worker, workers that
+    # ignore Ctrl-C and die with this process, killed at once when a signal stops the command
+    with process_pool(workers) as submit:
+        futures = {submit(_simulate_rate, spec, lr): lr for lr in todo}
+        for future in as_completed(futures):
+            finished(futures[future], *future.result())
     return found
 
 

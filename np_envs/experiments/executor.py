@@ -20,11 +20,12 @@ job, no nesting; otherwise (a file, a pipe, CI) one plain line per finished chun
 one per finished job, never bar redraws. Pool workers and Ray tasks draw nothing: the driver
 reads each running job's committed checkpoint (``state.json``, an atomic file) for its chunk.
 
-Ctrl-C and SIGTERM (:func:`stop_on_signals`, installed by the ``compare`` and ``sweep``
-commands): the first signal raises :class:`Interrupted` in the driver; :func:`execute` then
-submits nothing more, cancels what is queued, kills the workers (pool) or cancels the tasks and
-shuts down the local Ray it started, and returns what finished plus an ``interrupted`` result
-(no rows) per unfinished run, so the tables are written for what finished and list the rest.
+Ctrl-C and SIGTERM (``stop_on_signals`` of np_envs/experiments/stopping.py, installed by the
+``compare``, ``sweep`` and ``theory`` commands): the first signal raises ``Interrupted`` in the
+driver; :func:`execute` then submits nothing more, cancels what is queued, kills the workers
+(pool) or cancels the tasks and shuts down the local Ray it started, and returns what finished
+plus an ``interrupted`` result (no rows) per unfinished run, so the tables are written for what
+finished and list the rest.
 A worker killed mid-chunk loses only that chunk: its job resumes from its last committed
 checkpoint on the next run. A second signal exits at once. Pool workers ignore SIGINT (a
 terminal's Ctrl-C reaches the whole process group; the driver alone decides) and die with the
@@ -34,17 +35,14 @@ driver (``PR_SET_PDEATHSIG``), so nothing of ours outlives a killed driver.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 from np_envs.experiments.population_job import (
@@ -56,87 +54,12 @@ from np_envs.experiments.population_job import (
 from np_envs.experiments.results import RunFolder
 from np_envs.experiments.runner import STATUS_BUSY, STATUS_FAILED, Runner, run_job
 from np_envs.experiments.spec import BACKENDS, RunSpec
+from np_envs.experiments.stopping import STOP, check_stop, install_handlers, process_pool
 
 OnResult = Callable[[dict[str, Any]], None]
 
 
-#: the line a stopped command prints last
-INTERRUPTED_LINE = "interrupted: rerun the same command to resume"
 STATUS_INTERRUPTED = "interrupted"
-#: the signals that stop a command, and the exit code of each (128 + the signal number)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: seconds a killed pool worker or a cancelled Ray task gets to be gone before we move on
-_STOP_WAIT_S = 5.0
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised in the driver by the first SIGINT/SIGTERM (a KeyboardInterrupt, so no
-    ``except Exception`` in a run can swallow it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = int(signum)
-
-
-class StopState:
-    """What :func:`stop_on_signals` saw: the first signal's number, or None."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.armed = False
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention: 128 + the signal (130 for SIGINT, 143 for SIGTERM)."""
-        return 128 + int(self.signum or signal.SIGINT)
-
-
-#: the state of the active :func:`stop_on_signals` (one per process; the driver's main thread)
-STOP = StopState()
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if STOP.signum is None:
-        STOP.signum = signum
-        if STOP.armed:
-            raise Interrupted(signum)
-        return
-    # a second signal while we stop: leave now (workers die with us; files are atomic)
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.write(f"\n{INTERRUPTED_LINE}\n")
-        sys.stderr.flush()
-    os._exit(STOP.exit_code)
-
-
-def _install_handlers() -> None:
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _on_signal)
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[StopState]:
-    """Within: the first SIGINT/SIGTERM raises :class:`Interrupted` where the driver is; a
-    second exits at once. Outside the main thread (where handlers cannot be set) it does
-    nothing. Yields the state, whose ``signum`` says whether a signal came."""
-    if threading.current_thread() is not threading.main_thread():
-        yield STOP
-        return
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    STOP.signum, STOP.armed = None, True
-    _install_handlers()
-    try:
-        yield STOP
-    finally:
-        STOP.armed = False
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _check_stop() -> None:
-    """Raise now if a signal came while :class:`Interrupted` could not be raised."""
-    if STOP.armed and STOP.signum is not None:
-        raise Interrupted(STOP.signum)
 
 
 def finished_result(spec: RunSpec, root: Path) -> dict[str, Any] | None:
@@ -147,55 +70,6 @@ def finished_result(spec: RunSpec, root: Path) -> dict[str, Any] | None:
         return None
     return {"run_id": spec.run_id, "spec": spec.to_dict(), "status": record["status"],
             "done": record, "rows": folder.rows(), "computed": False}
-
-
-#: prctl(2) option: a signal the kernel sends this process when its parent dies (Linux)
-_PR_SET_PDEATHSIG = 1
-#: how often a worker checks for its parent where the kernel cannot tell it (not Linux)
-_PARENT_POLL_S = 0.1
-
-
-def _kill_me_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker the moment its parent dies.
-
-    Why not only poll: a run of a small network finishes in well under a poll interval, so a
-    polling orphan can still complete runs (and mark them done) after the sweep was killed.
-    Where prctl is missing or fails, the polling watcher is all there is.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _watch_parent(parent: int) -> None:
-    while True:
-        if os.getppid() != parent:
-            os._exit(3)
-        time.sleep(_PARENT_POLL_S)
-
-
-def _worker_init(parent: int, sys_path: list[str], cores: int = 1) -> None:
-    """Pool worker set-up: one torch thread, ``cores`` cores to itself (the rules' automatic
-    noise threads look at it), the parent's import path, die with the parent, ignore SIGINT
-    (the driver stops the pool; a worker's KeyboardInterrupt would only print a traceback).
-    The driver starts workers with SIGINT/SIGTERM blocked; unblocked here."""
-    _kill_me_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    # first thing after prctl: its first check catches a parent that died before prctl
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    for p in reversed(sys_path):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    import torch
-
-    from np_envs.threads import CORES_PER_PROCESS_ENV
-
-    torch.set_num_threads(1)
-    os.environ[CORES_PER_PROCESS_ENV] = str(cores)
 
 
 #: how often the pool and Ray drivers read the running jobs' checkpoints for progress
@@ -475,23 +349,15 @@ def _poll_chunks(bars: JobProgress, todo: Sequence[Job], root: Path, indices: It
 
 def _run_pool(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
               bars: JobProgress) -> Iterator[list[dict[str, Any]]]:
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
-        initargs=(os.getpid(), list(sys.path), max(1, (os.cpu_count() or 1) // jobs)),
-    )
-    stopped = False
-    try:
+    with process_pool(min(jobs, len(todo))) as submit:
         futures = {}
         baseline = [committed_chunk(job, root) for job in todo]  # a resumed job's chunk
-        with _signals_blocked():  # workers start with them blocked (see _worker_init)
-            for i, job in enumerate(todo):
-                fn, arg = _job_call(job)
-                futures[pool.submit(fn, arg, str(root))] = i
-        _check_stop()
+        for i, job in enumerate(todo):
+            fn, arg = _job_call(job)
+            futures[submit(fn, arg, str(root))] = i
+        check_stop()
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=_PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
@@ -503,40 +369,6 @@ def _run_pool(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
                     _report_failure(result)
                 bars.finish(futures[fut], results)
                 yield results
-    except BaseException:  # Interrupted, or the consumer closed us: stop the workers now
-        stopped = True
-        _stop_pool(pool)
-        raise
-    finally:
-        pool.shutdown(wait=not stopped, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """SIGINT/SIGTERM held back (not lost) while pool workers are spawned: a spawned worker
-    inherits the mask, so a Ctrl-C during its start-up cannot make it print a traceback."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _stop_pool(pool: Any) -> None:
-    """Cancel what is queued and kill the workers (a chunk in progress is recomputed on
-    resume; committed checkpoints are atomic), then wait until they are gone."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops it
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        with contextlib.suppress(Exception):
-            proc.kill()
-    deadline = time.monotonic() + _STOP_WAIT_S
-    for proc in processes:
-        with contextlib.suppress(Exception):
-            proc.join(max(0.0, deadline - time.monotonic()))
 
 
 def _ray_runtime_env() -> dict[str, Any]:
@@ -609,9 +441,9 @@ def _run_ray(todo: Sequence[Job], root: Path, jobs: int, address: str | None,
                 start_local_ray(jobs)
         finally:
             if STOP.armed:  # ray.init replaces the driver's SIGTERM handler with its own
-                _install_handlers()
+                install_handlers()
         started = True
-    _check_stop()
+    check_stop()
     pending: list[Any] = []
     index: dict[Any, int] = {}
     baseline = [committed_chunk(job, root) for job in todo]  # a resumed job's chunk
