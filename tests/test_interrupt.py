@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,25 +36,28 @@ def _tables(out: Path) -> dict:
     return data
 
 
-def _stop_midway(out: Path, sig: int, extra: list[str]) -> tuple[subprocess.CompletedProcess,
-                                                                  float, set[int]]:
-    """Start the sweep, send ``sig`` once a job has committed a chunk; (result, seconds from
-    the signal to the exit, every process the driver had started)."""
-    cmd = [sys.executable, "-m", "np_envs.cli.main", *SWEEP, "--out", str(out), *extra]
+def _signal_once(cmd: list[str], ready: Callable[[], bool], sig: int,
+                 group: bool = False) -> tuple[subprocess.CompletedProcess, float, set[int]]:
+    """Start the command, send ``sig`` once ``ready()`` (to its whole process group with
+    ``group``, as a terminal's Ctrl-C); (result, seconds from the signal to the exit, every
+    process the driver had started)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=group)
     seen: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while not any(1 <= committed_chunk(job) <= 6 for job in population_jobs(out)):
-            assert proc.poll() is None, "the sweep finished before it could be stopped"
-            assert time.monotonic() < deadline, "no job got midway"
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert proc.poll() is None, "the command finished before it could be stopped"
+            assert time.monotonic() < deadline, "the command never got midway"
             seen |= descendants(proc.pid)
             time.sleep(0.02)
         seen |= descendants(proc.pid)
         t0 = time.monotonic()
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         output, _ = proc.communicate(timeout=30)
         took = time.monotonic() - t0
     finally:
@@ -61,6 +65,14 @@ def _stop_midway(out: Path, sig: int, extra: list[str]) -> tuple[subprocess.Comp
             proc.kill()
             proc.wait()
     return subprocess.CompletedProcess(cmd, proc.returncode, output, ""), took, seen
+
+
+def _stop_midway(out: Path, sig: int, extra: list[str]) -> tuple[subprocess.CompletedProcess,
+                                                                  float, set[int]]:
+    """The sweep, stopped by ``sig`` once a job has committed a chunk."""
+    cmd = [sys.executable, "-m", "np_envs.cli.main", *SWEEP, "--out", str(out), *extra]
+    return _signal_once(cmd, lambda: any(1 <= committed_chunk(job) <= 6
+                                         for job in population_jobs(out)), sig)
 
 
 def _assert_all_gone(pids: set[int]) -> None:
@@ -131,29 +143,12 @@ def test_ctrl_c_stops_theory_simulate_and_a_rerun_keeps_the_finished_rates(tmp_p
     cached: exit 130, no traceback, the workers gone; the rerun simulates only the rest."""
     out = tmp_path / "theory"
     cmd = [sys.executable, "-m", "np_envs.cli.main", *THEORY, "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    seen: set[int] = set()
     cache = out / "sim_cache"
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(cache.glob("*.npz"))) < 2:  # one rate (two seeds) finished
-            assert proc.poll() is None, "theory finished before it could be stopped"
-            assert time.monotonic() < deadline, "no rate finished"
-            seen |= descendants(proc.pid)
-            time.sleep(0.02)
-        seen |= descendants(proc.pid)
-        t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    result, took, seen = _signal_once(  # once one rate (two seeds) is cached
+        cmd, lambda: len(list(cache.glob("*.npz"))) >= 2, signal.SIGINT, group=True)
+    output = result.stdout
     lines = [ln for ln in output.splitlines() if ln.strip()]
-    assert proc.returncode == 130, output[-2000:]
+    assert result.returncode == 130, output[-2000:]
     assert took < STOP_WITHIN_S
     assert "Traceback" not in output, output[-3000:]
     assert lines[-1] == INTERRUPTED_LINE
@@ -162,6 +157,7 @@ def test_ctrl_c_stops_theory_simulate_and_a_rerun_keeps_the_finished_rates(tmp_p
     finished = len(list(cache.glob("*.npz")))
     assert finished in (2, 4)  # whole rates only
 
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert rerun.stdout.count("seeds as one population") == 3 - finished // 2
