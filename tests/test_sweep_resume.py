@@ -79,8 +79,19 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     before = {f.path.name: (f.done_file.stat().st_mtime_ns, len(f.attempts()))
               for f in _runs(out) if f.is_done}
     committed = {job.name: committed_chunk(job) for job in population_jobs(out)}
+
+    def final_row_committed(f: RunFolder) -> bool:
+        """Its diverged row is in its job's last checkpoint: the kill came between the commit
+        and the ``done`` marker, so the run is finished, only not yet marked."""
+        rows = f.rows()
+        return bool(rows) and bool(rows[-1].get("diverged")) and \
+            rows[-1]["chunk"] <= committed.get(f.attempts()[-1]["job"], -1)
+
+    unmarked = {f.path.name: len(f.attempts()) for f in _runs(out)
+                if not f.is_done and f.attempts() and final_row_committed(f)}
     midway = {f.path.name for f in _runs(out) if not f.is_done and f.attempts()
-              and committed.get(f.attempts()[-1]["job"], -1) >= 1}
+              and committed.get(f.attempts()[-1]["job"], -1) >= 1
+              and not final_row_committed(f)}
     assert midway
 
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -89,6 +100,8 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     for name, (mtime, attempts) in before.items():  # finished runs are never recomputed
         assert after[name].done_file.stat().st_mtime_ns == mtime
         assert len(after[name].attempts()) == attempts
+    for name, attempts in unmarked.items():  # marked done on resume, never recomputed
+        assert after[name].is_done and len(after[name].attempts()) == attempts
     for name in midway:  # unfinished ones resumed from their job's checkpoint
         assert any(a["resumed"] and a["start_chunk"] > 1 for a in after[name].attempts())
     assert "population job" in rerun.stderr
