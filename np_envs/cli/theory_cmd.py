@@ -175,8 +175,7 @@ def _simulate_all(
                     pass  # corrupt cache entry: recompute
     (args.out / "sim_cache").mkdir(parents=True, exist_ok=True)
     todo = [lr for lr in rates if not all((lr, seed) in found for seed in seeds)]
-    settings = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
-    spec = {"args": settings, "seeds": seeds, "record": record}
+    spec = {"args": args, "seeds": seeds, "record": record}
 
     def finished(lr: float, per_seed: list[Simulated], seconds: float) -> None:
         print(f"  simulated lr {lr:.4e}: {len(seeds)} seeds as one population "
@@ -191,7 +190,7 @@ def _simulate_all(
         return found
     from concurrent.futures import as_completed
 
-    from np_envs.experiments.executor import process_pool
+    from np_envs.experiments.stopping import process_pool
 
     # the sweep's pool: one torch thread and a share of the cores per worker, workers that
     # ignore Ctrl-C and die with this process, killed at once when a signal stops the command

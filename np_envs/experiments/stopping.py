@@ -28,7 +28,7 @@ from typing import Any
 INTERRUPTED_LINE = "interrupted: rerun the same command to resume"
 #: the signals that stop a command, and the exit code of each (128 + the signal number)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: seconds a killed pool worker or a cancelled Ray task gets to be gone before we move on
+#: seconds a killed pool worker gets to be gone before we move on
 _STOP_WAIT_S = 5.0
 
 
@@ -102,7 +102,6 @@ def check_stop() -> None:
         raise Interrupted(STOP.signum)
 
 
-
 #: prctl(2) option: a signal the kernel sends this process when its parent dies (Linux)
 _PR_SET_PDEATHSIG = 1
 #: how often a worker checks for its parent where the kernel cannot tell it (not Linux)
@@ -152,7 +151,6 @@ def _worker_init(parent: int, sys_path: list[str], cores: int = 1) -> None:
     os.environ[CORES_PER_PROCESS_ENV] = str(cores)
 
 
-
 @contextlib.contextmanager
 def process_pool(workers: int) -> Iterator[Callable[..., Any]]:
     """A ``spawn`` process pool of ``workers`` set up by :func:`_worker_init` (one torch thread,
@@ -180,7 +178,6 @@ def process_pool(workers: int) -> Iterator[Callable[..., Any]]:
         raise
     finally:
         pool.shutdown(wait=not stopped, cancel_futures=True)
-
 
 
 @contextlib.contextmanager
