@@ -14,6 +14,9 @@ What is measured (issue 11), every number through ``agent.learn`` so every overh
     of updates in every path; a path's time is the wall time from the first worker's start to
     the last worker's end (the workers wait on a barrier, so building and warm-up are not
     timed). Result: member-updates per second; target: best population path >= 3x today.
+    Beside it, the ceiling: the two pop8 processes running the rule's hooks alone (no env, no
+    loop), against today; where even that is under 3x, only faster products or noise can reach
+    the target.
 (b) The same comparison on MNIST (B=1000) at widths 100 and 800: target population >= today
     per member (ratio >= 1).
 (c) A population of one against today's single agent, one process, torch's default threads:
@@ -491,6 +494,26 @@ class Bench:
                      f"best: {winner}"))
         self.verdicts.append(Verdict(f"({part}) {case}: population >= {target:g}x today",
                                      f"{ratio:.2f}x ({winner})", ratio >= target))
+        if part == "a":
+            self.ceiling(case, split, task, width, batch, updates, base)
+
+    def ceiling(self, case: str, split: list[list[tuple[int, float]]], task: str, width: int,
+                batch: int, updates: int, today: float) -> None:
+        """What the population path could reach with no environment and no loop at all: the
+        rule's hooks alone (``_arithmetic_time``), two processes of 8 members at once. A ratio
+        below the target here means the target needs faster products or noise, not less
+        overhead around them."""
+        path = Workers("pop8x2-hooks", None,
+                       [Case(task, width, batch, [ms], torch_threads=1) for ms in split])
+        try:
+            seconds = max(path.ask("arith", updates))  # per update, each worker's best of 3
+        finally:
+            path.close()
+        rate = sum(len(ms) for ms in split) / seconds
+        self.add(Row("a", case, "2 procs x pop8: the hooks alone", rate, "member-upd/s", load(),
+                     "no env, no loop: the products, noise and updates only"))
+        self.add(Row("a", case, f"ceiling: hooks alone / {self.today_name}", rate / today, "x",
+                     load(), "the most less overhead could give"))
 
     def part_a(self) -> None:
         q = self.quick

@@ -9,7 +9,6 @@ share of 1), bit for bit, including diverged members (NaN, inf) whose scoring wa
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import threading
 import warnings
 
@@ -26,13 +25,13 @@ from np_envs.threads import CORES_PER_PROCESS_ENV, for_row_blocks, row_blocks
 @pytest.fixture
 def four_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split every row loop in 4 blocks, whatever the machine and the work's size."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads, "_machine_cores", lambda: 4)
     monkeypatch.setenv(CORES_PER_PROCESS_ENV, "4")
     monkeypatch.setattr(threads, "BLOCK_MIN_NS", 1)
 
 
 def test_row_blocks_cover_the_rows_within_the_core_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads, "_machine_cores", lambda: 8)
     monkeypatch.setenv(CORES_PER_PROCESS_ENV, "3")
     big = 100 * threads.BLOCK_MIN_NS
     for rows in (1, 2, 3, 10, 1000):
