@@ -107,6 +107,14 @@ def test_plain_lines_once_per_chunk() -> None:
     assert len(lines) == 6
 
 
+def test_a_job_that_ends_before_it_was_seen_took_0s() -> None:
+    """A pool job can finish before any poll saw it start: its line says 0 s, never -0 s."""
+    buf = io.StringIO()
+    progress = JobProgress(_jobs(1), stream=buf, terminal=False)
+    progress.finish(0, [{"status": "done"}])
+    assert buf.getvalue().rstrip("\n").endswith(" in 0s"), buf.getvalue()
+
+
 def test_terminal_bars_one_per_running_job() -> None:
     """On a terminal: a bar per running job, none for a queued one, no nested "runs" bar; a
     finished job's bar becomes its closing line."""

@@ -162,7 +162,8 @@ class JobProgress:
             counts[status] = counts.get(status, 0) + 1
         runs = f"{len(results)} run{'s' if len(results) != 1 else ''}"
         statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        took = time.monotonic() - self._started.get(i, time.monotonic())
+        started = self._started.get(i)  # None: it ended before its first poll showed it
+        took = 0.0 if started is None else time.monotonic() - started
         line = f"{self.name(i)} done: {runs} ({statuses}) in {took:.0f}s"
         if self.mode == "bars":
             task = self._tasks.pop(i, None)
