@@ -102,6 +102,28 @@ def test_member_equals_single_agent(task: str, key: str) -> None:
                                   flat_weights(population.networks[1 - p % 2 + 2 * (p // 2)]))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mnist_bytes_decoded_by_the_learners_give_the_same_weights(dtype: str) -> None:
+    """An agent's own population env hands over MNIST's bytes and the agent decodes them: its
+    members end bit for bit where they end when the env decodes (a user's PopulationEnv)."""
+    _skip_without_data("mnist")
+    from np_envs.envs.population import PopulationEnv
+
+    kw = {"hidden_sizes": (12,), "dtype": dtype, "sigma": 1e-2,
+          "learning_rate": [1e-2, 3e-3, 1e-2], "seed": [3, 3, 4]}
+    own = make_agent("np", make_env("mnist"), **kw)
+    assert own._pop_env.encoded_obs
+    given = make_agent("np", PopulationEnv(make_env("mnist"), [0, 0, 1]), **kw)
+    assert not given._pop_env.encoded_obs
+    codes = np.arange(256, dtype=np.uint8).reshape(1, 1, 256)
+    decoded = own._pop_env.decode(codes).astype(dtype)
+    assert own.to_groups(codes).numpy().tobytes() == decoded.tobytes()  # every byte value
+    for agent in (own, given):
+        agent.learn(2 * B * 30)
+    for mine, theirs in zip(own.weights + own.biases, given.weights + given.biases, strict=True):
+        assert torch.equal(mine, theirs)
+
+
 def _skip_without_data(task: str) -> None:
     from conftest import _data_present
 

@@ -332,3 +332,48 @@ def test_single_member_population_equals_ordinary_env(
         np.testing.assert_array_equal(info["mse"][0], s_info["mse"])
         np.testing.assert_array_equal(obs[0], s_obs)
         np.testing.assert_array_equal(terminated[0], s_terminated)
+
+
+@needs_mnist
+def test_encoded_obs_are_the_stored_codes_of_the_same_batches() -> None:
+    """``encoded_obs=True`` hands over MNIST's bytes; decoded, they are the ordinary env's
+    observations bit for bit, and every reward is the same."""
+    groups = [0, 0, 1]
+    plain = make_population_env("NPMNIST-v0", 16, groups, evals_per_input=2)
+    template = gym.make_vec("NPMNIST-v0", num_envs=16, evals_per_input=2)
+    encoded = PopulationEnv(template, groups, encoded_obs=True)
+    assert encoded.encoded_obs and encoded.obs_divisor == np.float32(255)
+    assert not plain.encoded_obs and plain.obs_divisor is None
+    obs, _ = plain.reset(seed=[3, 4])
+    codes, _ = encoded.reset(seed=[3, 4])
+    assert codes.dtype == np.uint8 and codes.shape == obs.shape
+    np.testing.assert_array_equal(encoded.decode(codes).view(np.uint32), obs.view(np.uint32))
+    rng = np.random.default_rng(0)
+    for _ in range(4):  # two trials: the codes of the next batch come with the second step
+        action = rng.standard_normal((3, 16, 10)).astype(np.float32)
+        obs, rewards, _, _, info = plain.step(action)
+        codes, enc_rewards, _, _, enc_info = encoded.step(action)
+        np.testing.assert_array_equal(enc_rewards, rewards)
+        np.testing.assert_array_equal(encoded.decode(codes), obs)
+        if "final_obs" in info:
+            np.testing.assert_array_equal(encoded.decode(enc_info["final_obs"]), info["final_obs"])
+    # a trial saved with codes restarts in an env that decodes, and the other way round
+    state = encoded.state_dict()
+    assert state["trial"]["obs"].dtype == np.uint8
+    decoding = make_population_env("NPMNIST-v0", 16, groups, evals_per_input=2)
+    decoding.load_state_dict(state)
+    np.testing.assert_array_equal(decoding.current_obs, obs)
+    again = PopulationEnv(template, groups, encoded_obs=True)
+    again.load_state_dict(plain.state_dict())
+    np.testing.assert_array_equal(again.current_obs, obs)  # kept as observations
+    action = rng.standard_normal((3, 16, 10)).astype(np.float32)
+    for env in (decoding, again):
+        np.testing.assert_array_equal(env.step(action)[1], plain.step(action)[1])
+        plain.load_state_dict(state)
+
+
+def test_encoded_obs_leaves_tasks_without_codes_alone() -> None:
+    pop = PopulationEnv(gym.make_vec("NPLinearTeacher-v0", num_envs=4), [0, 1], encoded_obs=True)
+    assert not pop.encoded_obs and pop.obs_divisor is None
+    obs, _ = pop.reset(seed=[0, 1])
+    assert obs.dtype == np.float32 and pop.decode(obs) is obs

@@ -27,6 +27,15 @@ that keeps the ordinary env's conventions wherever they apply:
 - within a trial every step returns the same observation array: treat it as read-only;
   ``terminated`` and ``truncated`` are shared read-only arrays, too (they never change).
 
+Encoded observations (``encoded_obs=True``, opt-in): where the data set stores integer codes
+(MNIST's pixel bytes, ``obs = float32(code) / float32(255)``), obs and ``info["final_obs"]`` hold
+the stored codes (uint8) and ``env.obs_divisor`` is the divisor; the learners decode them on
+their own device (a quarter of the bytes to hand over, and no decoding on the env's side while
+the learners wait: an MNIST population of 16 at width 100 measured ~8 % faster per update).
+``env.decode(obs)`` gives the numbers the ordinary env would have shown. Tasks without codes
+(SARCOS, the linear teacher) ignore the flag (``obs_divisor`` is None). The np-envs agents ask
+for it on the population envs they make.
+
 What differs: a member whose actions hold NaN or inf does not raise (the ordinary env does). Its
 rewards are NaN and ``info["finite"][p]`` is False, while the others are scored normally, so a
 diverging member can be detected and frozen while the rest of the population goes on. A member
@@ -122,10 +131,13 @@ class PopulationEnv:
     ``template`` is an ordinary batched env of the task (a ``RewardOnlyVectorEnv``, possibly
     wrapped); it fixes the task, split, batch size and trial length, and its stream is cloned
     once per group (the data arrays are shared, not copied). ``member_groups[p]`` is member
-    ``p``'s group. See the module docstring for the shapes and why this is not a ``VectorEnv``.
+    ``p``'s group. ``encoded_obs``: hand over the stored integer codes where there are any
+    (see the module docstring). See the module docstring for the shapes and why this is not a
+    ``VectorEnv``.
     """
 
-    def __init__(self, template: Any, member_groups: Sequence[int] | np.ndarray) -> None:
+    def __init__(self, template: Any, member_groups: Sequence[int] | np.ndarray,
+                 encoded_obs: bool = False) -> None:
         base = getattr(template, "unwrapped", template)
         if not isinstance(base, RewardOnlyVectorEnv):
             raise TypeError(
@@ -150,6 +162,11 @@ class PopulationEnv:
         self._one_data_set = type(base.stream).next is DatasetStream.next and all(
             s.inputs is self.streams[0].inputs and s.targets is self.streams[0].targets
             for s in self.streams)
+        #: obs are the stored codes, ``float32(code) / obs_divisor`` (None: obs are decoded)
+        self.obs_divisor: np.float32 | None = (
+            getattr(base.stream, "input_divisor", None)
+            if encoded_obs and self._one_data_set else None)
+        self.encoded_obs = self.obs_divisor is not None
         self.epoch_size: int | None = base.stream.size
         self.obs_dim = base.stream.obs_dim
         self.target_dim = base.stream.target_dim
@@ -185,13 +202,14 @@ class PopulationEnv:
 
     def _start(self) -> np.ndarray:
         """Draw each group's next batch; one contiguous (G, B, obs_dim) array for all groups."""
-        if self._one_data_set and self.num_groups > 1:
+        if self._one_data_set and (self.num_groups > 1 or self.encoded_obs):
             # every group reads the same arrays: one gather of all groups' rows at once
             # (measured ~2x faster than a gather per group on MNIST)
             picks = [stream.next_rows(self.num_envs) for stream in self.streams]
             rows = np.stack([r for r, _ in picks])
             first = self.streams[0]
-            self._obs = first.read_inputs(rows)
+            assert isinstance(first, DatasetStream)
+            self._obs = first.read_codes(rows) if self.encoded_obs else first.read_inputs(rows)
             self._targets = first.targets.take(rows, axis=0)
             self._epochs = np.stack([e for _, e in picks])
         elif self.num_groups == 1:  # a view, no copy
@@ -400,7 +418,15 @@ class PopulationEnv:
             self._evals_done = 0
             return
         shape = (self.num_groups, self.num_envs)
-        obs = np.array(trial["obs"], dtype=self.single_observation_space.dtype)
+        obs = np.asarray(trial["obs"])
+        if obs.dtype.kind in "iu" and not self.encoded_obs:  # saved by an env with encoded_obs
+            if getattr(self.streams[0], "input_divisor", None) is None:
+                raise ValueError("state's trial holds integer codes, but this task's data "
+                                 "have none: build the same task")
+            obs = self.streams[0].decode(obs)
+        else:  # codes as saved, or observations (an encoded env's learners take both)
+            obs = np.array(obs, dtype=obs.dtype if self.encoded_obs and obs.dtype.kind in "iu"
+                           else self.single_observation_space.dtype)
         targets = np.array(trial["targets"], dtype=np.float64)
         epochs = np.array(trial["epochs"], dtype=np.int64)
         if (
@@ -415,6 +441,13 @@ class PopulationEnv:
         self._obs, self._targets, self._epochs = obs, targets, epochs
         self._evals_done = operator.index(trial["evals_done"])
         self._trial_targets()
+
+    def decode(self, obs: np.ndarray) -> np.ndarray:
+        """Observations as the ordinary env shows them: ``obs`` decoded if they are codes."""
+        obs = np.asarray(obs)
+        if self.obs_divisor is None or obs.dtype.kind not in "iu":
+            return obs
+        return np.divide(obs, self.obs_divisor, dtype=np.float32)
 
     def close(self) -> None:
         """Drop the current trial; closes the template only if this population made it."""

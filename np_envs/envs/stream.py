@@ -166,6 +166,22 @@ class DatasetStream(SampleStream):
         rows, epochs = self.next_rows(count)
         return Batch(self.read_inputs(rows, out), self.targets[rows], epochs, rows)
 
+    @property
+    def input_divisor(self) -> np.float32 | None:
+        """What decodes a stored code (``float32(code) / input_divisor``); None: no codes."""
+        return self._divisor
+
+    def read_codes(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` as stored (integer codes where there is an ``input_divisor``): a
+        population hands these over and its learners decode them on their own device."""
+        return self.inputs.take(rows, axis=0)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Stored codes as observations: the numbers :meth:`read_inputs` gives for them."""
+        if self._divisor is None:
+            return np.array(codes, dtype=self.obs_dtype)
+        return np.divide(codes, self._divisor, dtype=np.float32)
+
     def read_inputs(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The observations of data-set rows ``rows`` (any shape of row numbers), written into
         ``out`` when given (no temporary of the observations' size).

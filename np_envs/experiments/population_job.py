@@ -328,7 +328,7 @@ class PopulationRunner:
         if state is None:
             agent = self._make_agent(template)
             agent_cls = type(agent)
-            pop_env = population_env(template, agent.layout.member_groups)
+            pop_env = population_env(template, agent.layout.member_groups, encoded_obs=True)
             obs, _ = pop_env.reset(seed=list(agent.layout.group_seeds))
             self._attach(agent, pop_env)
             agent._last_obs = obs
@@ -356,7 +356,7 @@ class PopulationRunner:
                     measures[p].initial = rows[0]
             agent_cls = _agent_class(spec0.agent)
             self.live = [int(p) for p in state.get("members", self.live)]
-            pop_env = population_env(template, self._live_groups())
+            pop_env = population_env(template, self._live_groups(), encoded_obs=True)
             self._mark_finished(schedule, chunk)
             start, wall0 = chunk + 1, float(state.get("wall_time", 0.0))
             for member in self.members:
