@@ -391,6 +391,9 @@ def test_cli_theory_bad_arguments(tmp_path, capsys):
     assert "Lx" in capsys.readouterr().err
     assert main(["theory", "--simulate", "--jobs", "0", "--out", str(tmp_path)]) == 2
     assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["theory", "--jobs", "2", "--seeds", "4", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err  # they would have done nothing without --simulate
+    assert "--seeds, --jobs only apply to the simulation: add --simulate" in err
     assert not (tmp_path / "theory.csv").exists()  # refused before any work
     with pytest.raises(SystemExit):
         main(["theory", "--lr-ratio", "0.5,-1", "--out", str(tmp_path)])

@@ -56,10 +56,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--out", type=Path, default=Path("runs/theory"), help="output folder")
     p.add_argument("--simulate", action="store_true", help="also simulate the NP rule")
-    p.add_argument("--seeds", type=int, default=3, help="simulated seeds per ratio (default 3)")
-    p.add_argument("--device", default="cpu", help="torch device of the simulation (default cpu)")
+    # the simulation's own options default to None so that one given without --simulate (which
+    # would silently do nothing) is refused; SIMULATION_DEFAULTS fills them in
+    p.add_argument("--seeds", type=int, default=None,
+                   help="with --simulate: simulated seeds per ratio (default 3)")
+    p.add_argument("--device", default=None,
+                   help="with --simulate: torch device of the simulation (default cpu)")
     p.add_argument(
-        "--jobs", type=int, default=1,
+        "--jobs", type=int, default=None,
         help="with --simulate: learning rates simulated at once, one process each (default 1)",
     )
     p.set_defaults(func=run)
@@ -208,9 +212,25 @@ def _finite_ylim(curves: list[np.ndarray], eps0: float) -> tuple[float, float]:
     return lo, max(1.0, 10.0 * eps0)
 
 
+#: what --seeds, --device and --jobs mean when --simulate is given without them
+SIMULATION_DEFAULTS = {"seeds": 3, "device": "cpu", "jobs": 1}
+
+
+def _simulation_options(args: argparse.Namespace) -> None:
+    """Refuse the simulation's options without ``--simulate``, else fill in their defaults."""
+    given = [f"--{name}" for name in SIMULATION_DEFAULTS if getattr(args, name) is not None]
+    if given and not args.simulate:
+        raise ValueError(f"{', '.join(given)} only apply to the simulation: add --simulate, or "
+                         "leave them out for the theory alone")
+    for name, default in SIMULATION_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute, print, write theory.csv and the figures; 0 on success, 2 on bad arguments."""
     try:
+        _simulation_options(args)
         eta_star = theory.critical_learning_rate(args.Lx, args.Lh, args.Ly, args.init_scale)
         eta_sgd = theory.sgd_optimal_learning_rate(args.Lx, args.Lh, args.Ly)
         p0 = theory.initial_order_parameters(args.Lx, args.Lh, args.Ly, args.init_scale)
