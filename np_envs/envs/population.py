@@ -419,14 +419,15 @@ class PopulationEnv:
             return
         shape = (self.num_groups, self.num_envs)
         obs = np.asarray(trial["obs"])
-        if obs.dtype.kind in "iu" and not self.encoded_obs:  # saved by an env with encoded_obs
-            if getattr(self.streams[0], "input_divisor", None) is None:
-                raise ValueError("state's trial holds integer codes, but this task's data "
-                                 "have none: build the same task")
-            obs = self.streams[0].decode(obs)
-        else:  # codes as saved, or observations (an encoded env's learners take both)
-            obs = np.array(obs, dtype=obs.dtype if self.encoded_obs and obs.dtype.kind in "iu"
-                           else self.single_observation_space.dtype)
+        if obs.dtype.kind not in "iu":  # observations (an encoded env's learners take them too)
+            obs = np.array(obs, dtype=self.single_observation_space.dtype)
+        elif self.encoded_obs:
+            obs = obs.copy()
+        elif getattr(self.streams[0], "input_divisor", None) is not None:
+            obs = self.streams[0].decode(obs)  # saved by an env with encoded_obs
+        else:
+            raise ValueError("state's trial holds integer codes, but this task's data have "
+                             "none: build the same task")
         targets = np.array(trial["targets"], dtype=np.float64)
         epochs = np.array(trial["epochs"], dtype=np.int64)
         if (
@@ -447,7 +448,7 @@ class PopulationEnv:
         obs = np.asarray(obs)
         if self.obs_divisor is None or obs.dtype.kind not in "iu":
             return obs
-        return np.divide(obs, self.obs_divisor, dtype=np.float32)
+        return self.streams[0].decode(obs)
 
     def close(self) -> None:
         """Drop the current trial; closes the template only if this population made it."""
