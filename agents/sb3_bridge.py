@@ -50,6 +50,7 @@ import io
 import json
 import math
 import os
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -60,7 +61,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
-from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.noise import VectorizedActionNoise
 from torch import nn
 
@@ -204,10 +205,20 @@ class SB3Agent:
                 cb.eval_env = rescaled_like(cb.eval_env, self.action_map)
         if log_interval is not None:
             learn_kwargs["log_interval"] = log_interval
+        self._log_without_a_folder()
         self.model.learn(
             total_timesteps, callback=callback, progress_bar=progress_bar, **learn_kwargs
         )
         return self
+
+    def _log_without_a_folder(self) -> None:
+        """SB3's own logger without ``tensorboard_log`` still makes an empty temp folder per
+        ``learn`` (``/tmp/SB3-<date>``: a sweep's chunks left hundreds); the same outputs
+        (stdout when ``verbose >= 1``) with no folder. A logger set by the user is kept."""
+        model = self.model
+        if model.tensorboard_log is None and not model._custom_logger:
+            formats = [HumanOutputFormat(sys.stdout)] if model.verbose >= 1 else []
+            model.set_logger(Logger(folder=None, output_formats=formats))
 
     def predict(
         self,

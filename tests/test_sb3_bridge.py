@@ -187,6 +187,28 @@ def test_ppo_learns_the_linear_task():
     assert after < 0.7 * before, (before, after)  # seed 0: 1.77 -> 0.97
 
 
+def test_learning_leaves_no_sb3_folders_in_the_temp_dir(tmp_path, monkeypatch, capsys):
+    """SB3 alone makes an empty /tmp/SB3-<date> folder per learn() without tensorboard_log;
+    ours logs the same (stdout with verbose=1) and leaves no folder behind."""
+    import tempfile
+
+    from stable_baselines3.common.logger import Logger
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    env = gym.make_vec(LINEAR, num_envs=8)
+    quiet = make_sb3_agent("ppo", env, hidden_sizes=(8,), seed=0)
+    quiet.learn(1024)
+    quiet.learn(1024)  # the runner calls learn once per chunk
+    loud = make_sb3_agent("a2c", env, hidden_sizes=(8,), seed=0, verbose=1)
+    loud.learn(1024, log_interval=1)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3-")] == []
+    assert "time/" in capsys.readouterr().out  # SB3's table, on stdout as before
+    mine = Logger(folder=None, output_formats=[])
+    loud.set_logger(mine)
+    loud.learn(512)
+    assert loud.logger is mine  # a logger the user set is kept
+
+
 @pytest.mark.parametrize("name", ["ppo", "td3", "ars"])
 def test_save_load_gives_identical_predictions(name, tmp_path):
     env = gym.make_vec(LINEAR, num_envs=4)
