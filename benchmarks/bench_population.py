@@ -30,7 +30,9 @@ What is measured (issue 11), every number through ``agent.learn`` so every overh
 (h) Data hand-over: MNIST width 100, B=1000, P=16 (4 rates x 4 seeds): the share of the update
     spent handing data over -- drawing the next batch of every group into one (G, B, obs)
     array (the env's ``_start``, inside ``step``) and the obs / action conversions
-    (``to_groups``, ``to_numpy``) -- timed around those calls inside ``learn``; target <= 5 %.
+    (``to_groups``, which decodes MNIST's bytes since the agents' population envs hand them
+    over as stored, and ``to_numpy``) -- timed around those calls inside ``learn``; target
+    <= 5 %.
     Scoring the P x B answers (the rest of ``step``) is reported beside it, and the whole
     environment share (``step`` + conversions) too.
 
