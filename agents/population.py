@@ -375,7 +375,11 @@ class PopulationAgent(RewardAgent):
         """Inputs (G, B, in) as a tensor of the network's dtype. Stored integer codes from a
         ``PopulationEnv(encoded_obs=True)`` (MNIST's bytes) are decoded here, on the device,
         into the numbers the env would have shown: ``float32(code) / obs_divisor`` (IEEE
-        division in float32 either way; checked bit for bit by the tests)."""
+        division in float32 either way; checked bit for bit by the tests).
+
+        The returned tensor is one buffer rewritten every trial (a fresh 12.5 MB tensor per
+        MNIST update measured slower than the numpy decode it replaces): a rule may use ``x``
+        within its trial's hooks, and must copy what it keeps for later."""
         divisor = getattr(self._pop_env, "obs_divisor", None)
         if divisor is None or obs.dtype.kind not in "iu":
             return self.to_tensor(obs)
@@ -383,10 +387,12 @@ class PopulationAgent(RewardAgent):
         x = self.__dict__.get("_decoded")
         if x is None or x.shape != codes.shape or x.device != codes.device:
             x = self._decoded = torch.empty(codes.shape, dtype=torch.float32, device=self.device)
-        # one buffer, rewritten every trial (a fresh 12.5 MB tensor per MNIST update measured
-        # slower than the numpy decode it replaces): nothing may hold on to the last trial's
-        self._inputs_cache = None
-        x.copy_(codes).div_(float(divisor))
+            # a divisor tensor on the device, not a Python number: CUDA divides by a scalar as
+            # a multiplication by its reciprocal, 1 ulp off for 126 of the 256 byte values
+            self._divisor_tensor = torch.tensor(float(divisor), dtype=torch.float32,
+                                                device=self.device)
+        self._inputs_cache = None  # keyed on the tensor, which is the same buffer every trial
+        x.copy_(codes).div_(self._divisor_tensor)
         return x if self.dtype == torch.float32 else x.to(self.dtype)
 
     # ------------------------------------------------------------------ hooks for rules
@@ -644,6 +650,8 @@ class PopulationAgent(RewardAgent):
                              f"(N, {self.obs_dim})")
         single = obs.ndim == 1
         grouped = obs.ndim == 3
+        if obs.dtype.kind in "iu" and getattr(self._pop_env, "obs_divisor", None) is not None:
+            obs = self._pop_env.decode(obs)  # the stored bytes a population's callbacks see
         x = self.to_tensor(obs if grouped else obs.reshape(1, -1, self.obs_dim))
         with torch.no_grad():
             out = self.forward(x) if deterministic else self.pop_stochastic(x)

@@ -216,9 +216,15 @@ class SB3Agent:
         ``learn`` (``/tmp/SB3-<date>``: a sweep's chunks left hundreds); the same outputs
         (stdout when ``verbose >= 1``) with no folder. A logger set by the user is kept."""
         model = self.model
-        if model.tensorboard_log is None and not model._custom_logger:
+        ours = self.__dict__.get("_quiet_logger")
+        if model._custom_logger and model._logger is not ours:
+            return  # the user's
+        if model.tensorboard_log is None:  # made afresh each time, as SB3 does (verbose may change)
             formats = [HumanOutputFormat(sys.stdout)] if model.verbose >= 1 else []
-            model.set_logger(Logger(folder=None, output_formats=formats))
+            self._quiet_logger = Logger(folder=None, output_formats=formats)
+            model.set_logger(self._quiet_logger)
+        elif ours is not None:
+            model._custom_logger = False  # tensorboard_log set since: SB3 sets it up as usual
 
     def predict(
         self,

@@ -122,6 +122,10 @@ def test_mnist_bytes_decoded_by_the_learners_give_the_same_weights(dtype: str) -
         agent.learn(2 * B * 30)
     for mine, theirs in zip(own.weights + own.biases, given.weights + given.biases, strict=True):
         assert torch.equal(mine, theirs)
+    pending = own._last_obs  # what the callbacks saw as new_obs: bytes
+    assert pending.dtype == np.uint8
+    np.testing.assert_array_equal(own.predict(pending)[0],
+                                  own.predict(own._pop_env.decode(pending))[0])
 
 
 def _skip_without_data(task: str) -> None:

@@ -203,6 +203,9 @@ def test_learning_leaves_no_sb3_folders_in_the_temp_dir(tmp_path, monkeypatch, c
     loud.learn(1024, log_interval=1)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3-")] == []
     assert "time/" in capsys.readouterr().out  # SB3's table, on stdout as before
+    quiet.model.verbose = 1  # as with SB3's own logger, a later learn() follows the change
+    quiet.learn(1024, log_interval=1)
+    assert "time/" in capsys.readouterr().out
     mine = Logger(folder=None, output_formats=[])
     loud.set_logger(mine)
     loud.learn(512)
