@@ -384,13 +384,15 @@ class PopulationAgent(RewardAgent):
         if divisor is None or obs.dtype.kind not in "iu":
             return self.to_tensor(obs)
         codes = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
-        x = self.__dict__.get("_decoded")
-        if x is None or x.shape != codes.shape or x.device != codes.device:
-            x = self._decoded = torch.empty(codes.shape, dtype=torch.float32, device=self.device)
+        key = (codes.shape, codes.device, float(divisor))
+        if self.__dict__.get("_decode_key") != key:
+            self._decoded = torch.empty(codes.shape, dtype=torch.float32, device=self.device)
             # a divisor tensor on the device, not a Python number: CUDA divides by a scalar as
             # a multiplication by its reciprocal, 1 ulp off for 126 of the 256 byte values
             self._divisor_tensor = torch.tensor(float(divisor), dtype=torch.float32,
                                                 device=self.device)
+            self._decode_key = key
+        x = self._decoded
         self._inputs_cache = None  # keyed on the tensor, which is the same buffer every trial
         x.copy_(codes).div_(self._divisor_tensor)
         return x if self.dtype == torch.float32 else x.to(self.dtype)
