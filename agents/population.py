@@ -652,7 +652,7 @@ class PopulationAgent(RewardAgent):
                              f"(N, {self.obs_dim})")
         single = obs.ndim == 1
         grouped = obs.ndim == 3
-        if obs.dtype.kind in "iu" and getattr(self._pop_env, "obs_divisor", None) is not None:
+        if getattr(self._pop_env, "encoded_obs", False):
             obs = self._pop_env.decode(obs)  # the stored bytes a population's callbacks see
         x = self.to_tensor(obs if grouped else obs.reshape(1, -1, self.obs_dim))
         with torch.no_grad():

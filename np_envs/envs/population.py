@@ -166,7 +166,6 @@ class PopulationEnv:
         self.obs_divisor: np.float32 | None = (
             getattr(base.stream, "input_divisor", None)
             if encoded_obs and self._one_data_set else None)
-        self.encoded_obs = self.obs_divisor is not None
         self.epoch_size: int | None = base.stream.size
         self.obs_dim = base.stream.obs_dim
         self.target_dim = base.stream.target_dim
@@ -192,6 +191,11 @@ class PopulationEnv:
     @property
     def unwrapped(self) -> PopulationEnv:
         return self
+
+    @property
+    def encoded_obs(self) -> bool:
+        """Whether obs are the stored codes (``encoded_obs=True`` on a task that has codes)."""
+        return self.obs_divisor is not None
 
     @property
     def current_obs(self) -> np.ndarray | None:

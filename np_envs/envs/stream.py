@@ -176,11 +176,15 @@ class DatasetStream(SampleStream):
         population hands these over and its learners decode them on their own device."""
         return self.inputs.take(rows, axis=0)
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """Stored codes as observations: the numbers :meth:`read_inputs` gives for them."""
-        if self._divisor is None:
+    def decode(self, codes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Stored codes as observations (into ``out`` if given): the one decoding rule, which
+        :meth:`read_inputs` applies to the rows it reads."""
+        if self._divisor is not None:
+            return np.divide(codes, self._divisor, out=out, dtype=np.float32)
+        if out is None:
             return np.array(codes, dtype=self.obs_dtype)
-        return np.divide(codes, self._divisor, dtype=np.float32)
+        out[...] = codes
+        return out
 
     def read_inputs(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The observations of data-set rows ``rows`` (any shape of row numbers), written into
@@ -200,8 +204,7 @@ class DatasetStream(SampleStream):
         flat_out = out.reshape((flat_rows.size,) + self.inputs.shape[1:])
 
         def decode(lo: int, hi: int) -> None:
-            np.divide(self.inputs.take(flat_rows[lo:hi], axis=0), self._divisor,
-                      out=flat_out[lo:hi], dtype=np.float32)
+            self.decode(self.inputs.take(flat_rows[lo:hi], axis=0), out=flat_out[lo:hi])
 
         for_row_blocks(decode, flat_rows.size, DECODE_NS_PER_NUMBER * flat_out.size)
         return out
