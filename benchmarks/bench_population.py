@@ -16,7 +16,10 @@ What is measured (issue 11), every number through ``agent.learn`` so every overh
     timed). Result: member-updates per second; target: best population path >= 3x today.
     Beside it, the ceiling: the two pop8 processes running the rule's hooks alone (no env, no
     loop), against today; where even that is under 3x, only faster products or noise can reach
-    the target.
+    the target. And the bound: the two pop8 processes computing only every member's clean-pass
+    products (each member's weights read once per update, no noise, no update), which any
+    implementation must do; where that is under 3x, no implementation reaches the target on
+    these cores.
 (b) The same comparison on MNIST (B=1000) at widths 100 and 800: target population >= today
     per member (ratio >= 1).
 (c) A population of one against today's single agent, one process, torch's default threads:
@@ -217,6 +220,34 @@ def _arithmetic_time(run: Run, updates: int) -> float:
     return best / updates
 
 
+def _floor_time(run: Run, updates: int, batch: int) -> float:
+    """Seconds per update of every member's clean-pass products alone: the least any
+    implementation must compute (each member's answer to fresh inputs reads all its weights).
+    Inputs of the right shapes, not the env's: the values do not change the time."""
+    import torch
+
+    agent = run.agent
+    members = agent.num_members
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(members, batch, agent.sizes[0], generator=generator, dtype=agent.dtype)
+    outs = [torch.empty(members, batch, n, dtype=agent.dtype) for n in agent.sizes[1:]]
+    weights = [w.transpose(1, 2) for w in agent.weights]
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(updates):
+                h = x
+                for w, out in zip(weights, outs, strict=True):
+                    h = torch.bmm(h, w, out=out)
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads_before)
+    return best / updates
+
+
 def _handover(run: Run, updates: int, repeats: int) -> dict[str, float]:
     """Time env.step, to_groups and to_numpy inside learn (current code's population)."""
     agent = run.agent
@@ -313,6 +344,8 @@ def _worker(code_root: str | None, data: str, barrier: Any, conn: Any, cores: in
                 result = (start, time.perf_counter())
             elif kind == "arith":
                 result = _arithmetic_time(runs[0], payload)
+            elif kind == "floor":
+                result = _floor_time(runs[0], *payload)
             elif kind == "handover":
                 result = _handover(runs[0], *payload)
             elif kind == "cuda":
@@ -509,13 +542,22 @@ class Bench:
                        [Case(task, width, batch, [ms], torch_threads=1) for ms in split])
         try:
             seconds = max(path.ask("arith", updates))  # per update, each worker's best of 3
+            floor = max(path.ask("floor", (updates, batch)))
         finally:
             path.close()
-        rate = sum(len(ms) for ms in split) / seconds
+        members = sum(len(ms) for ms in split)
+        rate = members / seconds
         self.add(Row("a", case, "2 procs x pop8: the hooks alone", rate, "member-upd/s", load(),
                      "no env, no loop: the products, noise and updates only"))
         self.add(Row("a", case, f"ceiling: hooks alone / {self.today_name}", rate / today, "x",
                      load(), "the most less overhead could give"))
+        # the floor: every member's clean-pass products alone (no noise, no update), which any
+        # implementation must compute; a ratio under the target here rules the target out
+        self.add(Row("a", case, "2 procs x pop8: clean products alone", members / floor,
+                     "member-upd/s", load(), "each member's weights read once per update"))
+        self.add(Row("a", case, f"bound: clean products alone / {self.today_name}",
+                     members / floor / today, "x", load(),
+                     "no implementation on these cores beats this"))
 
     def part_a(self) -> None:
         q = self.quick
