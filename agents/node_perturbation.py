@@ -57,7 +57,7 @@ class PerturbationRule(PopulationAgent):
         sigmas = member_sigmas(sigma, kwargs)
         if int(noise_streams) < 1:
             raise ValueError(f"noise_streams must be >= 1, got {noise_streams}")
-        super().__init__(env, **kwargs)
+        super().__init__(env, sigma=sigmas, **kwargs)  # sigma counts in the population's size
         self.sigmas = sigmas
         self._record(sigma=sigmas[0] if self.num_members == 1 else sigmas)
         self.add_noise_streams(int(noise_streams))

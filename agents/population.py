@@ -37,7 +37,9 @@ a population of one.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import io
 import json
 import pathlib
@@ -93,6 +95,36 @@ def _population_size(**settings: Any) -> int:
     if size < 1:
         raise ValueError("a population needs at least one member")
     return size
+
+
+def _accepted_keywords(cls: type) -> list[str]:
+    """Every keyword the ``__init__`` methods along ``cls``'s MRO name."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.kind is param.KEYWORD_ONLY and param.name not in names:
+                names.append(param.name)
+    return names
+
+
+def _refuse_unknown_keywords(cls: type, member_kwargs: dict[str, Any]) -> None:
+    """A misspelt keyword must not vanish silently (``learning_rates=[...]`` would otherwise
+    train P copies at the default rate): only the rule's per-member settings pass through."""
+    unknown = [k for k in member_kwargs if k not in cls.member_settings]  # type: ignore[attr-defined]
+    if not unknown:
+        return
+    accepted = _accepted_keywords(cls)
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, accepted, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(
+        f"{cls.__name__} got unexpected keyword argument(s) {', '.join(hints)}; it accepts "
+        f"{', '.join(accepted)} (per-member settings take one value or a list, one per member)"
+    )
 
 
 @dataclass(frozen=True)
@@ -163,6 +195,7 @@ class PopulationAgent(RewardAgent):
         act_dim: int | None = None,
         **member_kwargs: Any,
     ) -> None:
+        _refuse_unknown_keywords(type(self), member_kwargs)
         self.env = None
         self._pop_env: Any = None
         self._own_pop_env = True
@@ -669,19 +702,21 @@ class PopulationAgent(RewardAgent):
 
     # ------------------------------------------------------------------ members
     def member(self, p: int) -> PopulationAgent:
-        """Member p as an ordinary agent of the same rule (weights and noise state copied)."""
+        """Member p as an ordinary agent of the same rule: weights, noise state and its seed's
+        data stream carried over, so ``learn(..., reset_num_timesteps=False)`` goes on exactly
+        as the single run with p's settings would (``set_env`` a new env for fresh data)."""
         if not 0 <= p < self.num_members:
             raise IndexError(f"member {p} of a population of {self.num_members}")
-        return self.select([p])
+        return self.select([p], carry_streams=True)
 
     def select(self, members: Sequence[int],
                carry_streams: bool | None = None) -> PopulationAgent:
         """These members, in this order, as a population of their own: weights, noise and
         prediction generators, counters and divergence status copied. ``carry_streams``
-        (default: when two or more are selected) also carries their groups' data streams
-        over (a ``PopulationEnv`` of those groups, at the pending trial), so each member goes
-        on exactly as it would have here; otherwise the selection gets a fresh env of the same
-        task (:meth:`member`: one member as an ordinary agent).
+        (default: when two or more are selected; :meth:`member` always) also carries their
+        groups' data streams over (a ``PopulationEnv`` of those groups, at the pending trial),
+        so each member goes on exactly as it would have here; otherwise the selection is
+        attached to this population's env and draws from it afresh.
 
         The experiment runner uses it to drop diverged members from a job. A rule with state
         of its own (:meth:`extra_state`) cannot be split member by member and is refused.

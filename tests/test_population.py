@@ -232,8 +232,9 @@ def test_make_population_grid_member_and_predict(tmp_path: Path) -> None:
 @pytest.mark.parametrize("seeds", [[0, 1], [1, 1], [0, 1, 1, 0]],
                          ids=["own-noise", "shared-noise-grid", "shared-noise-gathered"])
 def test_member_continues_like_the_single_run(seeds: list[int]) -> None:
-    """An extracted member keeps learning exactly as the uninterrupted single agent, also when
-    it drew its noise together with group-mates (members sharing a seed share one stream)."""
+    """An extracted member keeps learning exactly as the uninterrupted single agent (its seed's
+    data stream comes with it), also when it drew its noise together with group-mates (members
+    sharing a seed share one stream)."""
     shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
     rates = [1e-3, 2e-3, 3e-3, 4e-3][:len(seeds)]
     population = make_agent("np", make_env("linear"), learning_rate=rates, seed=seeds,
@@ -242,10 +243,10 @@ def test_member_continues_like_the_single_run(seeds: list[int]) -> None:
     for p, q in [(p, q) for p in range(len(seeds)) for q in range(len(seeds))
                  if seeds[p] == seeds[q]]:
         assert torch.equal(states[2 * p], states[2 * q])  # two streams per member
-    member = population.member(1)
-    member.set_env(make_env("linear"))
+    member = population.member(1).learn(80, reset_num_timesteps=False)
     single = make_agent("np", make_env("linear"), learning_rate=2e-3, seed=1, **shared)
-    single.learn(160)
+    single.learn(160).learn(80, reset_num_timesteps=False)
+    assert member.num_timesteps == single.num_timesteps == 240
     diff = relative_difference(flat_weights(member.network), flat_weights(single.network))
     assert diff < 1e-9
 
@@ -317,6 +318,24 @@ def test_plugin_without_population_runs_members_in_turn() -> None:
             assert diff < 1e-9, f"member {p}: plug-in and built-in wp differ by {diff:.2e}"
     finally:
         _REGISTRY.pop("wp-plugin-test", None)
+
+
+def test_misspelt_keywords_are_refused_not_ignored() -> None:
+    """``learning_rates=[...]`` for ``learning_rate`` used to build P members at the default
+    rate, silently; every unknown keyword is a TypeError naming the nearest accepted one."""
+    env = make_env("linear")
+    for name in ("np", "wn-np", "reinforce", "sgd", "wp"):
+        with pytest.raises(TypeError, match="'learning_rates' \\(did you mean 'learning_rate'"):
+            make_agent(name, env, learning_rates=[1e-3, 2e-3])
+    with pytest.raises(TypeError, match="'hidden_size' \\(did you mean 'hidden_sizes'"):
+        make_agent("np", env, hidden_size=(8,))
+    with pytest.raises(TypeError, match="'sigma'"):
+        make_agent("sgd", env, sigma=1e-3)  # SGD has no sigma
+
+
+def test_a_list_of_sigmas_alone_makes_a_population() -> None:
+    agent = make_agent("np", make_env("linear"), sigma=[1e-3, 2e-3], hidden_sizes=(8,))
+    assert agent.num_members == 2 and agent.sigmas == [1e-3, 2e-3]
 
 
 def test_bad_member_settings_are_refused() -> None:
