@@ -3,9 +3,11 @@ the flag, the bad value and what is allowed, and no output folder left behind.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from conftest import needs_mnist
 
 from np_envs.cli.main import build_parser, main
 from np_envs.experiments.settings import CommandSettings, UsageError
@@ -41,6 +43,7 @@ def _refused(capsys, tmp_path: Path, argv: list[str], flag: str, *words: str) ->
     ([*COMPARE, "--seed-offset", "-2"], "--seed-offset", "-2"),
     ([*COMPARE, "--jobs", "0"], "--jobs", "0"),
     ([*COMPARE, "--target", "nan"], "--target", "nan"),
+    ([*COMPARE, "--target", "-1"], "--target", "-1"),  # an error below 0 is never reached
     ([*SWEEP, "--climb-factor", "0.5"], "--climb-factor", "0.5"),
 ])
 def test_bad_numbers_are_refused(capsys, tmp_path, argv, flag, shown):
@@ -137,6 +140,22 @@ def test_missing_data_is_refused_with_the_data_layers_message(capsys, tmp_path, 
     argv = ["compare", "--env", "NPSarcos-v0", "--agents", "np", "--epochs", "1",
             "--no-progress"]
     _refused(capsys, tmp_path, argv, "--env", "sarcos_inv.mat", str(tmp_path / "empty"))
+
+
+@needs_mnist
+def test_missing_test_files_are_refused_before_any_run(capsys, tmp_path, monkeypatch):
+    """Runs are scored on the test split: with only MNIST's training files, the command used
+    to start, write its folder and fail in every run; now it names the test files up front."""
+    data = Path(os.environ["NP_ENVS_DATA"])
+    folder = tmp_path / "train-only" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (folder / name).symlink_to(data / "mnist" / name)
+    monkeypatch.setenv("NP_ENVS_DATA", str(folder.parent))
+    argv = ["compare", "--env", "NPMNIST-v0", "--agents", "np", "--epochs", "0.01",
+            "--hidden", "8", "--no-progress"]
+    _refused(capsys, tmp_path, argv, "--env", "test split", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")
 
 
 # ---------------------------------------------------------------------------- files

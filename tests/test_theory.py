@@ -395,6 +395,10 @@ def test_cli_theory_bad_arguments(tmp_path, capsys):
     err = capsys.readouterr().err  # they would have done nothing without --simulate
     assert "--seeds, --jobs only apply to the simulation: add --simulate" in err
     assert not (tmp_path / "theory.csv").exists()  # refused before any work
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    assert main(["theory", "--out", str(a_file)]) == 2  # was a FileExistsError traceback
+    assert "--out" in capsys.readouterr().err and a_file.read_text() == "kept"
     with pytest.raises(SystemExit):
         main(["theory", "--lr-ratio", "0.5,-1", "--out", str(tmp_path)])
     assert math.isfinite(theory.critical_learning_rate(100, 2000, 10))

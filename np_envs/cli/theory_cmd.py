@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from np_envs import theory
+from np_envs.experiments.settings import check_out
 
 N_LOG_POINTS = 200
 
@@ -242,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
         if args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        check_out(args.out)  # a file there would fail only after the theory was computed
     except ValueError as exc:
         print(f"np-envs theory: error: {exc}", file=sys.stderr)
         return 2

@@ -176,6 +176,9 @@ class CommandSettings(BaseModel):
         metric = self.metric or dflt.task_defaults(self.env_id)["metric"]
         if metric == "accuracy" and self.target is not None and not 0 < self.target <= 100:
             raise UsageError("--target", self.target, "an accuracy in percent, in (0, 100]")
+        if metric != "accuracy" and self.target is not None and not self.target > 0:
+            raise UsageError("--target", self.target, f"an error ({metric}) > 0 to reach; "
+                             "a squared error is never below 0")
 
     # ------------------------------------------------------------------ checks that import
     def check(self) -> None:
@@ -508,10 +511,13 @@ def agent_problem(rule: str) -> str | None:
 
 
 def check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
-    """Build the env once (one sub-env) and close it; a failure is the user's to fix."""
+    """Build the env once (one sub-env) and its test split, which every run is scored on, and
+    close both; a failure (a missing MNIST test file, say) is the user's to fix, before any
+    run starts."""
     import gymnasium as gym
 
     import np_envs  # noqa: F401  (registers the tasks)
+    from np_envs.evaluation import make_split_env
 
     try:
         gym.spec(env_id)
@@ -526,7 +532,13 @@ def check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
         flag = "--env-kwargs" if env_kwargs and isinstance(err, (TypeError, ValueError)) else (
             "--env")
         raise UsageError(flag, shown, f"cannot build {env_id}: {err}") from None
-    env.close()
+    try:
+        make_split_env(env, "test", num_envs=1).close()
+    except Exception as err:
+        raise UsageError("--env", env_id, f"cannot build the test split of {env_id}, on which "
+                         f"every run is scored: {err}") from None
+    finally:
+        env.close()
 
 
 def check_out(out: Path) -> None:
