@@ -45,7 +45,7 @@ import secrets
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -60,7 +60,7 @@ from stable_baselines3.common.callbacks import (
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 from agents.network import MLP, dtype_name, resolve_dtype
-from agents.schedules import resolve_device
+from agents.schedules import parse_rate, resolve_device
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 SAVE_FORMAT = 1
@@ -115,7 +115,9 @@ class RewardAgent:
 
     Keyword arguments common to every rule: ``hidden_sizes`` (any depth), ``activation``
     (relu | tanh | linear), ``bias``, ``dtype`` (float32 | float64), ``device``,
-    ``learning_rate``, ``reduction`` (see the module docstring), ``init_scales`` (one initial
+    ``learning_rate`` (a number, RL Zoo's ``"lin_<x>"`` or a callable of SB3's
+    ``progress_remaining``; ``self.learning_rate`` is the current value, which a schedule moves
+    before every trial), ``reduction`` (see the module docstring), ``init_scales`` (one initial
     weight factor per layer, e.g. (10, 1) for Fig. 4F), ``seed`` (network, noise and the first
     env reset; None draws one and records it), ``verbose``, ``tensorboard_log``,
     ``num_threads`` (torch CPU threads during ``learn``; None: one thread when a forward pass
@@ -136,7 +138,7 @@ class RewardAgent:
         bias: bool = True,
         dtype: str = "float32",
         device: str = "cpu",
-        learning_rate: float = 1e-4,
+        learning_rate: float | str | Callable[[float], float] = 1e-4,
         reduction: str | None = None,
         init_scales: Sequence[float] | None = None,
         seed: int | None = None,
@@ -146,13 +148,18 @@ class RewardAgent:
         obs_dim: int | None = None,
         act_dim: int | None = None,
     ) -> None:
+        self._refuse_member_lists(learning_rate=learning_rate, seed=seed)
+        start, schedule = parse_rate(learning_rate)
+        #: the current rate (one entry: a single agent is the shared loop's population of one);
+        #: a schedule rewrites it before every trial, and ``learning_rate`` reads it
+        self.learning_rates = [start]
+        self._schedules: list[Any] = [schedule]
         self._pop_env: Any = None
         obs_dim, act_dim, reduction = self._attach_env(env, obs_dim, act_dim, reduction)
         if seed is None:
             seed = secrets.randbits(31)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
-        self.learning_rate = float(learning_rate)
         self.reduction = str(reduction)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
@@ -166,7 +173,8 @@ class RewardAgent:
             "bias": bool(bias),
             "dtype": dtype_name(self.dtype),
             "device": str(device),
-            "learning_rate": self.learning_rate,
+            # a "lin_<x>" schedule is data and saved as written; a callable as its start value
+            "learning_rate": learning_rate if isinstance(learning_rate, str) else start,
             "reduction": self.reduction,
             "init_scales": None if init_scales is None else [float(s) for s in init_scales],
             "seed": self.seed,
@@ -200,8 +208,35 @@ class RewardAgent:
         # a single agent is a population of one: the shared trial loop's view of it
         self.active = np.ones(1, dtype=bool)
         self._frozen: dict[int, list[torch.Tensor]] = {}
-        self._schedules: list[Any] = [None]
         self._batch_setup: int | None = None
+
+    @property
+    def learning_rate(self) -> float:
+        """The current learning rate: the schedule's value during ``learn`` (SB3's
+        ``progress_remaining``), the given number otherwise. Rules read it in ``update``."""
+        return self.learning_rates[0]
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        # the current value; a schedule, if any, sets it again before the next trial
+        if "learning_rates" in self.__dict__:
+            self.learning_rates[0] = float(value)
+        else:  # set by a subclass before RewardAgent.__init__ ran
+            self.learning_rates = [float(value)]
+
+    def _refuse_member_lists(self, **settings: Any) -> None:
+        """Per-member lists are for rules written over the member axis (PopulationAgent)."""
+        lists = [k for k, v in settings.items() if isinstance(v, (list, tuple, np.ndarray))]
+        if not lists:
+            return
+        cls = type(self)
+        rule = self.name or f"{cls.__module__}:{cls.__qualname__}"
+        raise ValueError(
+            f"{cls.__name__} is a single-agent rule (it has no population implementation), so "
+            f"{' and '.join(lists)} take one value, not a list; for a grid of learners use "
+            f"agents.make_population({rule!r}, env, learning_rates=[...], seeds=[...]), which "
+            "trains its members one after another"
+        )
 
     def _attach_env(
         self, env: Any, obs_dim: int | None, act_dim: int | None, reduction: str | None
@@ -623,7 +658,60 @@ class RewardAgent:
         return [gen.get_state() for gen in self.noise_generators]
 
     def get_parameters(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {"network": self.network.state_dict()}
+        """SB3's layout: ``{"policy": state_dict}`` of ``self.network`` (the saved file's
+        format is separate and unchanged)."""
+        return {"policy": self.network.state_dict()}
+
+    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True,
+                       device: str | torch.device = "auto") -> None:
+        """Load the network's weights, as SB3's ``BaseAlgorithm.set_parameters``.
+
+        ``load_path_or_dict``: ``get_parameters()`` output (``{"policy": state_dict}``; the
+        older ``{"network": state_dict}`` is accepted too) or the path of a saved agent (any
+        rule's, of the same architecture; a saved population of one member works too).
+        ``exact_match=True`` requires every parameter of the network, and no other; ``False``
+        loads those the network has and ignores the rest (as torch's ``strict=False``; at least
+        one must match). Shapes must match either way, and nothing is changed unless all loaded
+        tensors fit. ``device`` is where a file is read to; the tensors are copied onto the
+        agent's own device in any case.
+        """
+        if isinstance(load_path_or_dict, dict):
+            state = load_path_or_dict.get("policy", load_path_or_dict.get("network"))
+            if not isinstance(state, dict):
+                raise ValueError(f"expected get_parameters() output, {{'policy': state_dict}}; "
+                                 f"got the keys {sorted(load_path_or_dict)}")
+        else:
+            state = self._parameters_from_file(load_path_or_dict, device)
+        mine = self.network.state_dict()
+        unknown = sorted(set(state) - set(mine))
+        missing = sorted(set(mine) - set(state))
+        if (exact_match and (unknown or missing)) or not set(state) & set(mine):
+            raise ValueError(f"parameter names do not match the network's {sorted(mine)}: "
+                             f"missing {missing}, unknown {unknown}")
+        state = {name: value for name, value in state.items() if name in mine}
+        for name, value in state.items():
+            if tuple(value.shape) != tuple(mine[name].shape):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, the network's is "
+                                 f"{tuple(mine[name].shape)}")
+        with torch.no_grad():
+            for name, value in state.items():
+                mine[name].copy_(value)
+
+    @staticmethod
+    def _parameters_from_file(path: Any, device: str | torch.device) -> dict[str, torch.Tensor]:
+        """The network tensors of a saved agent's file (read as data: nothing is imported)."""
+        from agents.checkpoint import read_agent_file
+
+        meta, state = read_agent_file(path)
+        network = state["network"]
+        members = meta.get("members")
+        if members is not None:  # a population's file: tensors stacked on a member axis
+            if members != 1:
+                raise ValueError(f"{path} holds a population of {members} members; load one "
+                                 "member's parameters (get_parameters of its member(p))")
+            network = {k: v[0] for k, v in network.items()}
+        target = resolve_device(device)
+        return {k: v.to(target) for k, v in network.items()}
 
     def save(self, path: str | pathlib.Path) -> None:
         """A zip with ``agent.json`` (class, hyper-parameters, counters) and the tensors."""
