@@ -807,7 +807,7 @@ class PopulationAgent(RewardAgent):
             state = {k: v.unsqueeze(0) if v.dim() < self._stacked_state()[k].dim() else v
                      for k, v in state.items() if k in self._stacked_state()} | {
                 k: v for k, v in state.items() if k not in self._stacked_state()}
-        self._load_stacked(state)
+        self._load_stacked(state, exact_match)
 
     def _stacked_state(self) -> dict[str, torch.Tensor]:
         state = {}
@@ -817,14 +817,19 @@ class PopulationAgent(RewardAgent):
                 state[f"layers.{k}.bias"] = self.biases[k]
         return state
 
-    def _load_stacked(self, state: dict[str, torch.Tensor]) -> None:
+    def _load_stacked(self, state: dict[str, torch.Tensor], exact_match: bool = True) -> None:
+        """Copy ``state`` in; ``exact_match=False`` skips names the population lacks (as
+        torch's ``strict=False``; one must match). Every shape is checked before anything is
+        copied, so a bad state changes nothing."""
         mine = self._stacked_state()
-        if set(state) != set(mine):
+        if (exact_match and set(state) != set(mine)) or not set(state) & set(mine):
             raise ValueError(f"parameters {sorted(state)} do not match {sorted(mine)}")
+        state = {name: value for name, value in state.items() if name in mine}
         for name, value in state.items():
             if tuple(value.shape) != tuple(mine[name].shape):
                 raise ValueError(f"{name} has shape {tuple(value.shape)}, the population's is "
                                  f"{tuple(mine[name].shape)}")
+        for name, value in state.items():
             mine[name].copy_(value)
 
     def save(self, path: str | pathlib.Path) -> None:

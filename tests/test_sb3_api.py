@@ -42,6 +42,19 @@ def test_get_and_set_parameters_round_trip() -> None:
     np.testing.assert_array_equal(fresh.predict(obs)[0], trained.predict(obs)[0])
     with pytest.raises(ValueError, match="shape"):
         agent(hidden_sizes=(4,)).set_parameters(params)
+    # SB3's exact_match: an extra name is refused, or skipped with exact_match=False
+    extra = {"policy": {**params["policy"], "log_std": torch.zeros(2)}}
+    with pytest.raises(ValueError, match="do not match"):
+        fresh.set_parameters(extra)
+    other = agent(seed=2)
+    other.set_parameters(extra, exact_match=False)
+    np.testing.assert_array_equal(other.predict(obs)[0], trained.predict(obs)[0])
+    # a bad shape anywhere changes nothing (all shapes checked before the first copy)
+    before = [w.clone() for w in other.weights]
+    bad = {"policy": {**params["policy"], "layers.1.weight": torch.zeros(3, 3)}}
+    with pytest.raises(ValueError, match="shape"):
+        other.set_parameters(bad)
+    assert all(torch.equal(a, b) for a, b in zip(before, other.weights, strict=True))
 
 
 def test_population_parameters_are_stacked(tmp_path: Path) -> None:
