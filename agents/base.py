@@ -748,9 +748,14 @@ class RewardAgent:
         cls, path: str | pathlib.Path, env: Any = None, **kwargs: Any
     ) -> RewardAgent:
         """Rebuild a saved agent (``kwargs`` override saved hyper-parameters, e.g. device)."""
-        from agents.checkpoint import read_agent_file, resolve_saved_class
+        from agents.checkpoint import (
+            drop_sb3_only_load_keywords,
+            read_agent_file,
+            resolve_saved_class,
+        )
 
         meta, state = read_agent_file(path)
+        kwargs = drop_sb3_only_load_keywords(kwargs)
         saved_cls = resolve_saved_class(meta, cls)
         if saved_cls.load.__func__ is not RewardAgent.load.__func__:  # type: ignore[attr-defined]
             return saved_cls.load(path, env=env, **kwargs)

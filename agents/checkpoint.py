@@ -113,3 +113,13 @@ def resolve_saved_class(meta: dict[str, Any], expected: type) -> type:
         f"{expected.__name__} nor registered: register the rule (agents.register_agent) or "
         "load it with its own class"
     )
+
+
+#: ``BaseAlgorithm.load`` keywords with no meaning here (no pickled objects, no system info to
+#: print, and a loaded agent always continues the env where it stands): accepted and ignored,
+#: so SB3 code that passes them keeps working
+SB3_ONLY_LOAD_KEYWORDS = ("custom_objects", "print_system_info", "force_reset")
+
+
+def drop_sb3_only_load_keywords(kwargs: dict) -> dict:
+    return {k: v for k, v in kwargs.items() if k not in SB3_ONLY_LOAD_KEYWORDS}

@@ -97,7 +97,7 @@ def _population_size(**settings: Any) -> int:
     return size
 
 
-def _accepted_keywords(cls: type) -> list[str]:
+def accepted_keywords(cls: type) -> list[str]:
     """Every keyword the ``__init__`` methods along ``cls``'s MRO name."""
     names: list[str] = []
     for klass in cls.__mro__:
@@ -105,7 +105,8 @@ def _accepted_keywords(cls: type) -> list[str]:
         if init is None:
             continue
         for param in inspect.signature(init).parameters.values():
-            if param.kind is param.KEYWORD_ONLY and param.name not in names:
+            named = param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
+            if named and param.name not in ("self", "env") and param.name not in names:
                 names.append(param.name)
     return names
 
@@ -116,7 +117,7 @@ def _refuse_unknown_keywords(cls: type, member_kwargs: dict[str, Any]) -> None:
     unknown = [k for k in member_kwargs if k not in cls.member_settings]  # type: ignore[attr-defined]
     if not unknown:
         return
-    accepted = _accepted_keywords(cls)
+    accepted = accepted_keywords(cls)
     hints = []
     for name in unknown:
         close = difflib.get_close_matches(name, accepted, n=1)
@@ -704,7 +705,8 @@ class PopulationAgent(RewardAgent):
     def member(self, p: int) -> PopulationAgent:
         """Member p as an ordinary agent of the same rule: weights, noise state and its seed's
         data stream carried over, so ``learn(..., reset_num_timesteps=False)`` goes on exactly
-        as the single run with p's settings would (``set_env`` a new env for fresh data)."""
+        as the single run with p's settings would (``set_env`` a new env for fresh data). A
+        population of one is that single run already: its ``member(0)`` shares its env."""
         if not 0 <= p < self.num_members:
             raise IndexError(f"member {p} of a population of {self.num_members}")
         return self.select([p], carry_streams=True)
@@ -756,7 +758,10 @@ class PopulationAgent(RewardAgent):
         agent._frozen = {q: [t.clone() for t in self._frozen[p]]
                          for q, p in enumerate(members) if p in self._frozen}
         agent.num_timesteps, agent._n_updates = self.num_timesteps, self._n_updates
-        agent._pending_env_seed = None
+        # a population that has not drawn data yet: the selection starts from its own seeds,
+        # as a fresh agent would (else it goes on from the stream it is given or attached to)
+        fresh = self._pending_env_seed is not None and self._last_obs is None
+        agent._pending_env_seed = list(agent.layout.group_seeds) if fresh else None
         if len(members) > 1 if carry_streams is None else carry_streams:
             self._carry_streams(agent, members)
         return agent
@@ -868,9 +873,14 @@ class PopulationAgent(RewardAgent):
     @classmethod
     def load(cls, path: str | pathlib.Path, env: Any = None, **kwargs: Any) -> PopulationAgent:
         """Rebuild a saved agent or population (``kwargs`` override saved settings)."""
-        from agents.checkpoint import read_agent_file, resolve_saved_class
+        from agents.checkpoint import (
+            drop_sb3_only_load_keywords,
+            read_agent_file,
+            resolve_saved_class,
+        )
 
         meta, state = read_agent_file(path)
+        kwargs = drop_sb3_only_load_keywords(kwargs)
         saved_cls = resolve_saved_class(meta, cls)
         hyper = dict(meta["hyperparameters"])
         hyper.update(kwargs)

@@ -200,6 +200,9 @@ class SequentialPopulation:
             if not isinstance(state, dict):
                 raise ValueError("expected get_parameters() output: {'policy': state_dict} "
                                  "with the member axis first")
+            if not exact_match:  # names the members lack are skipped, not counted
+                known = self.members[0].get_parameters()["policy"]
+                state = {k: v for k, v in state.items() if k in known} or state
             sizes = {int(v.shape[0]) for v in state.values()}
             if sizes != {self.num_members}:
                 raise ValueError(f"parameters for {sorted(sizes)} members; this population has "

@@ -195,6 +195,21 @@ def test_bad_config_values_are_refused(capsys, tmp_path, text, words):
     _refused(capsys, tmp_path, [*COMPARE, "--config", str(path)], "--config", *words)
 
 
+def test_config_keywords_go_to_the_rules_that_take_them(capsys, tmp_path):
+    """``defaults: {sigma: ...}`` is for the rules with a sigma (sgd has none: it used to be
+    dropped silently, then a TypeError in every sgd run); a rule's own entry with a keyword it
+    does not take is refused before anything runs."""
+    shared = tmp_path / "shared.yml"
+    shared.write_text("defaults: {sigma: 1.0e-3, hidden_sizes: [8]}\n")
+    argv = [*COMPARE[:4], "np,sgd", *COMPARE[5:], "--config", str(shared)]
+    assert main([*argv, "--out", str(tmp_path / "ok")]) == 0
+    capsys.readouterr()
+    own = tmp_path / "own.yml"
+    own.write_text("agents:\n  sgd: {sigma: 1.0e-3}\n")
+    argv = [*COMPARE[:4], "np,sgd", *COMPARE[5:], "--config", str(own)]
+    _refused(capsys, tmp_path, argv, "--config", "'sgd' has sigma, which sgd does not take")
+
+
 def test_a_missing_config_file_is_refused(capsys, tmp_path):
     _refused(capsys, tmp_path, [*COMPARE, "--config", str(tmp_path / "nope.yml")], "--config",
              "exists")

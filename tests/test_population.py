@@ -251,6 +251,16 @@ def test_member_continues_like_the_single_run(seeds: list[int]) -> None:
     assert diff < 1e-9
 
 
+def test_member_of_a_population_that_has_not_learned_starts_as_the_single_run() -> None:
+    shared = {"hidden_sizes": (12,), "dtype": "float64", "sigma": 1e-3}
+    population = make_agent("np", make_env("linear"), learning_rate=[1e-3, 2e-3],
+                            seed=[0, 1], **shared)
+    member = population.member(1).learn(160)
+    single = make_agent("np", make_env("linear"), learning_rate=2e-3, seed=1, **shared)
+    single.learn(160)
+    assert relative_difference(flat_weights(member.network), flat_weights(single.network)) == 0
+
+
 @pytest.mark.parametrize(("key", "members"),
                          [(key, [1, 2]) for key in RULES] + [("np", [3])])
 def test_selected_members_go_on_as_in_the_population(key: str, members: list[int]) -> None:

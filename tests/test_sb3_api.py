@@ -50,11 +50,13 @@ def test_get_and_set_parameters_round_trip() -> None:
     other.set_parameters(extra, exact_match=False)
     np.testing.assert_array_equal(other.predict(obs)[0], trained.predict(obs)[0])
     # a bad shape anywhere changes nothing (all shapes checked before the first copy)
-    before = [w.clone() for w in other.weights]
+    untouched = agent(seed=3)  # its layer 0 differs from params': a half-load would show
+    before = [w.clone() for w in untouched.weights]
     bad = {"policy": {**params["policy"], "layers.1.weight": torch.zeros(3, 3)}}
     with pytest.raises(ValueError, match="shape"):
-        other.set_parameters(bad)
-    assert all(torch.equal(a, b) for a, b in zip(before, other.weights, strict=True))
+        untouched.set_parameters(bad)
+    assert not torch.equal(before[0], params["policy"]["layers.0.weight"].unsqueeze(0))
+    assert all(torch.equal(a, b) for a, b in zip(before, untouched.weights, strict=True))
 
 
 def test_population_parameters_are_stacked(tmp_path: Path) -> None:
@@ -66,6 +68,19 @@ def test_population_parameters_are_stacked(tmp_path: Path) -> None:
     other.set_parameters(tmp_path / "pop.zip")
     for a, b in zip(other.weights, population.weights, strict=True):
         assert torch.equal(a, b)
+
+
+def test_load_takes_sb3s_own_keywords(tmp_path: Path) -> None:
+    """SB3 code calls load(path, env, custom_objects=..., force_reset=...): no effect here
+    (nothing pickled; a loaded agent continues its env), but not an error."""
+    trained = agent().learn(200)
+    trained.save(tmp_path / "a.zip")
+    loaded = type(trained).load(tmp_path / "a.zip", env=vec(), custom_objects={},
+                                print_system_info=False, force_reset=True)
+    obs = np.random.default_rng(0).standard_normal((3, 10)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], trained.predict(obs)[0])
+    with pytest.raises(TypeError, match="no_such_setting"):
+        type(trained).load(tmp_path / "a.zip", env=vec(), no_such_setting=1)
 
 
 def test_device_auto_resolves_and_cuda_without_cuda_says_so() -> None:

@@ -26,7 +26,7 @@ or one task's settings (all keys optional)::
 
     num_envs: 100
     env_kwargs: {split_scheme: test-file}
-    defaults:                  # keyword arguments of make_agent for every agent
+    defaults:                  # make_agent keywords, for each agent that takes them
       hidden_sizes: [800]
     agents:
       np: {learning_rate: 1.0e-4, sigma: 1.0e-4}
@@ -283,6 +283,14 @@ def agent_entry(config: dict[str, Any], label: str) -> tuple[str, dict[str, Any]
     return rule, entry
 
 
+def _rule_keywords(rule: str) -> set[str]:
+    """The keywords rule ``rule``'s class (or any plug-in's) accepts."""
+    from agents.population import accepted_keywords
+    from agents.registry import resolve_agent
+
+    return set(accepted_keywords(resolve_agent(rule))) | {"learning_rate", "seed"}
+
+
 def make_spec(
     settings: Settings, label: str, seed: int, hidden: tuple[int, ...] | None,
     learning_rate: float | str | None = None,
@@ -300,6 +308,8 @@ def make_spec(
     kwargs: dict[str, Any] = dflt.agent_kwargs(s.env_id, rule, arch)
     if rule in dflt.SB3_NAMES:
         base = {k: v for k, v in base.items() if k in dflt.SB3_KEYS}
+    else:  # shared defaults go to the rules that take them (sgd has no sigma)
+        base = {k: v for k, v in base.items() if k in _rule_keywords(rule)}
     kwargs.update(base)
     kwargs.update(entry)
     kwargs["hidden_sizes"] = [int(h) for h in arch]

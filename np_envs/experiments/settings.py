@@ -178,7 +178,7 @@ class CommandSettings(BaseModel):
             raise UsageError("--target", self.target, "an accuracy in percent, in (0, 100]")
         if metric != "accuracy" and self.target is not None and not self.target > 0:
             raise UsageError("--target", self.target, f"an error ({metric}) > 0 to reach; "
-                             "a squared error is never below 0")
+                             "a squared error is never below 0 and exactly 0 only by chance")
 
     # ------------------------------------------------------------------ checks that import
     def check(self) -> None:
@@ -189,8 +189,25 @@ class CommandSettings(BaseModel):
             if problem:
                 via = f" (the --config alias {label!r} names it)" if rule != label else ""
                 raise UsageError("--agents", rule, problem + via)
+            self._check_agent_keywords(label, rule)
         check_env(self.env_id, self.run_settings().env_kwargs)
         check_out(self.out)
+
+    def _check_agent_keywords(self, label: str, rule: str) -> None:
+        """A ``--config`` entry's keyword that the rule does not take would fail every run of it
+        (a TypeError inside the job): refuse it here, before anything runs."""
+        from agents.population import accepted_keywords
+        from agents.registry import SB3_NAMES, resolve_agent
+
+        if rule in SB3_NAMES:
+            return
+        _, entry = cfg.agent_entry(self.config, label)
+        accepted = set(accepted_keywords(resolve_agent(rule)))
+        unknown = sorted(set(entry) - accepted - {"learning_rate", "seed", "hidden_sizes"})
+        if unknown:
+            raise UsageError("--config", self.config_source,
+                             f"its entry for {label!r} has {', '.join(unknown)}, which {rule} "
+                             f"does not take (it takes {', '.join(sorted(accepted))})")
 
     def run_settings(self) -> cfg.Settings:
         """What every run of this command shares, with the task's defaults filled in."""
