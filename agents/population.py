@@ -97,6 +97,17 @@ def _population_size(**settings: Any) -> int:
     return size
 
 
+def checked_members(members: Sequence[int], size: int) -> list[int]:
+    """``members`` as ints, refused when empty or out of range of a population of ``size``."""
+    members = [int(p) for p in members]
+    if not members:
+        raise ValueError("select() needs at least one member")
+    bad = [p for p in members if not 0 <= p < size]
+    if bad:
+        raise IndexError(f"members {bad} of a population of {size}")
+    return members
+
+
 def accepted_keywords(cls: type) -> list[str]:
     """Every keyword the ``__init__`` methods along ``cls``'s MRO name."""
     names: list[str] = []
@@ -723,12 +734,7 @@ class PopulationAgent(RewardAgent):
         The experiment runner uses it to drop diverged members from a job. A rule with state
         of its own (:meth:`extra_state`) cannot be split member by member and is refused.
         """
-        members = [int(p) for p in members]
-        if not members:
-            raise ValueError("select() needs at least one member")
-        bad = [p for p in members if not 0 <= p < self.num_members]
-        if bad:
-            raise IndexError(f"members {bad} of a population of {self.num_members}")
+        members = checked_members(members, self.num_members)
         if self.extra_state():
             raise ValueError(f"{type(self).__name__} keeps state of its own (extra_state), "
                              "which select() cannot split by member")

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.population import checked_members
 from agents.registry import resolve_agent
 
 #: the kind written in a saved SequentialPopulation's ``population.json``
@@ -157,12 +158,7 @@ class SequentialPopulation:
         """These members, in this order, as a population of their own. The selection holds the
         same member agents (and their envs, so each goes on with its own data stream): training
         it trains them, as ``member(p)`` does."""
-        members = [int(p) for p in members]
-        if not members:
-            raise ValueError("select() needs at least one member")
-        bad = [p for p in members if not 0 <= p < self.num_members]
-        if bad:
-            raise IndexError(f"members {bad} of a population of {self.num_members}")
+        members = checked_members(members, self.num_members)
         return SequentialPopulation._of(
             self.name, [self.members[p] for p in members], [self.envs[p] for p in members],
             seeds=[self.seeds[p] for p in members],

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -73,3 +75,20 @@ def load_example(filename: str) -> ModuleType:
         _REGISTRY.clear()
         _REGISTRY.update(before)
     return module
+
+
+class ReadoutPerturbation:
+    """The forward hooks of the tests' classic-hooks plug-ins (mixed into a RewardAgent with
+    one hidden layer and a ``sigma``): a clean pass, and the read-out perturbed by
+    ``sigma * xi``, xi from the agent's noise generator (kept in ``self._xi``)."""
+
+    def clean_forward(self, obs: torch.Tensor) -> torch.Tensor:
+        layers = self.network.layers
+        self._h = torch.relu(layers[0](obs))
+        self._out = layers[1](self._h)
+        return self._out
+
+    def perturbed_forward(self, obs: torch.Tensor, index: int) -> torch.Tensor:
+        self._xi = torch.randn(self._out.shape, generator=self.noise_generator,
+                               dtype=self._out.dtype)
+        return self._out + self.sigma * self._xi

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import ReadoutPerturbation
 
 import np_envs  # noqa: F401  (registers the environments)
 from agents import RewardAgent, SequentialPopulation, make_agent, make_population, register_agent
@@ -37,7 +38,7 @@ def vec() -> gym.vector.VectorEnv:
     return gym.make_vec("NPLinearTeacher-v0", num_envs=B, **SMALL)
 
 
-class ReadoutNP(RewardAgent):
+class ReadoutNP(ReadoutPerturbation, RewardAgent):
     """An output-layer NP rule: perturb the read-out, step it along the reward difference.
 
     It reads ``self.learning_rate`` in ``update`` (and records what it read), and keeps a count
@@ -52,17 +53,6 @@ class ReadoutNP(RewardAgent):
         self._record(sigma=self.sigma)
         self.rates_seen: list[float] = []
         self.updates = 0
-
-    def clean_forward(self, obs: torch.Tensor) -> torch.Tensor:
-        layers = self.network.layers
-        self._h = torch.relu(layers[0](obs))
-        self._out = layers[1](self._h)
-        return self._out
-
-    def perturbed_forward(self, obs: torch.Tensor, index: int) -> torch.Tensor:
-        self._xi = torch.randn(self._out.shape, generator=self.noise_generator,
-                               dtype=self._out.dtype)
-        return self._out + self.sigma * self._xi
 
     def update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
         self.rates_seen.append(self.learning_rate)

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import load_example
+from helpers import ReadoutPerturbation, load_example
 
 import np_envs
 from agents import RewardAgent, make_agent, register_agent
@@ -29,7 +29,7 @@ ENV_KW = {"Lx": 10, "Ly": 3, "evals_per_input": 2}
 CHUNKS, EVERY, B = 3, 20, 8
 
 
-class ReadoutBaseline(RewardAgent):
+class ReadoutBaseline(ReadoutPerturbation, RewardAgent):
     """A classic-hooks plug-in: perturbs the read-out, scales its step by a running loss."""
 
     def __init__(self, env: Any = None, *, sigma: float = 1e-3, **kwargs: Any) -> None:
@@ -37,17 +37,6 @@ class ReadoutBaseline(RewardAgent):
         self.sigma = float(sigma)
         self._record(sigma=self.sigma)
         self.running_loss = 1.0
-
-    def clean_forward(self, obs: torch.Tensor) -> torch.Tensor:
-        layers = self.network.layers
-        self._h = torch.relu(layers[0](obs))
-        self._out = layers[1](self._h)
-        return self._out
-
-    def perturbed_forward(self, obs: torch.Tensor, index: int) -> torch.Tensor:
-        self._xi = torch.randn(self._out.shape, generator=self.noise_generator,
-                               dtype=self._out.dtype)
-        return self._out + self.sigma * self._xi
 
     def update(self, clean_rewards: np.ndarray, perturbed_rewards: np.ndarray) -> None:
         self.running_loss = 0.9 * self.running_loss + 0.1 * float(-clean_rewards.mean())
