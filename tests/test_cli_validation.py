@@ -142,6 +142,15 @@ def test_missing_data_is_refused_with_the_data_layers_message(capsys, tmp_path, 
     _refused(capsys, tmp_path, argv, "--env", "sarcos_inv.mat", str(tmp_path / "empty"))
 
 
+def test_missing_mnist_names_every_file_at_once(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NP_ENVS_DATA", str(tmp_path / "empty"))
+    argv = ["compare", "--env", "NPMNIST-v0", "--agents", "np", "--epochs", "0.01",
+            "--no-progress"]
+    _refused(capsys, tmp_path, argv, "--env", "train-images-idx3-ubyte.gz",
+             "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")
+
+
 @needs_mnist
 def test_missing_test_files_are_refused_before_any_run(capsys, tmp_path, monkeypatch):
     """Runs are scored on the test split: with only MNIST's training files, the command used

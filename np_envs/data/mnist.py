@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import require
+from .cache import missing_message, require
+from .errors import DataMissingError
 from .integrity import corrupt_error
-from .locations import data_dir
+from .locations import data_dir, data_dir_is_override, path_for
 from .registry import MNIST_SPLITS, DataFile
 
 IDX_MAGIC_IMAGES = 2051  # unsigned byte, 3 dimensions
@@ -104,7 +105,16 @@ def load_mnist_pixels(split: str) -> tuple[np.ndarray, np.ndarray]:
 def _load_pixels(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     del folder  # part of the cache key only: the paths come from data_dir()
     image_file, label_file = MNIST_SPLITS[split]
-    paths = require((image_file, label_file), validate)
+    try:
+        paths = require((image_file, label_file), validate)
+    except DataMissingError:
+        if not data_dir_is_override():
+            raise
+        # a folder the user gave: name every MNIST file it lacks at once (runs are scored on
+        # the test split, so it is needed too), not the training files now and the rest later
+        every = [f for pair in MNIST_SPLITS.values() for f in pair]
+        raise DataMissingError(missing_message(
+            [f for f in every if not path_for(f).is_file()], {})) from None
     pixels = read_idx(image_file, paths[image_file])
     labels = read_idx(label_file, paths[label_file])
     pixels = np.ascontiguousarray(pixels.reshape(len(pixels), N_PIXELS))
