@@ -675,27 +675,13 @@ class RewardAgent:
         tensors fit. ``device`` is where a file is read to; the tensors are copied onto the
         agent's own device in any case.
         """
+        from agents.checkpoint import copy_parameters, policy_state
+
         if isinstance(load_path_or_dict, dict):
-            state = load_path_or_dict.get("policy", load_path_or_dict.get("network"))
-            if not isinstance(state, dict):
-                raise ValueError(f"expected get_parameters() output, {{'policy': state_dict}}; "
-                                 f"got the keys {sorted(load_path_or_dict)}")
+            state = policy_state(load_path_or_dict)
         else:
             state = self._parameters_from_file(load_path_or_dict, device)
-        mine = self.network.state_dict()
-        unknown = sorted(set(state) - set(mine))
-        missing = sorted(set(mine) - set(state))
-        if (exact_match and (unknown or missing)) or not set(state) & set(mine):
-            raise ValueError(f"parameter names do not match the network's {sorted(mine)}: "
-                             f"missing {missing}, unknown {unknown}")
-        state = {name: value for name, value in state.items() if name in mine}
-        for name, value in state.items():
-            if tuple(value.shape) != tuple(mine[name].shape):
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, the network's is "
-                                 f"{tuple(mine[name].shape)}")
-        with torch.no_grad():
-            for name, value in state.items():
-                mine[name].copy_(value)
+        copy_parameters(self.network.state_dict(), state, exact_match, "network")
 
     @staticmethod
     def _parameters_from_file(path: Any, device: str | torch.device) -> dict[str, torch.Tensor]:
@@ -715,10 +701,9 @@ class RewardAgent:
 
     def save(self, path: str | pathlib.Path) -> None:
         """A zip with ``agent.json`` (class, hyper-parameters, counters) and the tensors."""
-        path = pathlib.Path(path)
-        if path.suffix == "":
-            path = path.with_suffix(".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from agents.checkpoint import zip_path_for_save
+
+        path = zip_path_for_save(path)
         meta = {
             "format": SAVE_FORMAT,
             "class": f"{type(self).__module__}:{type(self).__qualname__}",

@@ -123,3 +123,43 @@ SB3_ONLY_LOAD_KEYWORDS = ("custom_objects", "print_system_info", "force_reset")
 
 def drop_sb3_only_load_keywords(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k not in SB3_ONLY_LOAD_KEYWORDS}
+
+
+def zip_path_for_save(path: str | pathlib.Path) -> pathlib.Path:
+    """Where ``save(path)`` writes: ``.zip`` added when ``path`` has no suffix, its folder made."""
+    path = pathlib.Path(path)
+    if path.suffix == "":
+        path = path.with_suffix(".zip")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def policy_state(params: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The state dict inside ``get_parameters()`` output: ``{"policy": ...}`` (SB3's layout)
+    or np-envs 0.1's ``{"network": ...}``."""
+    state = params.get("policy", params.get("network"))
+    if not isinstance(state, dict):
+        raise ValueError(f"expected get_parameters() output, {{'policy': state_dict}}; got the "
+                         f"keys {sorted(params)}")
+    return state
+
+
+def copy_parameters(mine: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                    exact_match: bool, owner: str) -> None:
+    """Copy ``state`` into the tensors ``mine`` (``set_parameters``' rule, as SB3's):
+    ``exact_match`` requires the same names; otherwise names ``mine`` lacks are skipped (as
+    torch's ``strict=False``; one must match). Every shape is checked before the first copy,
+    so a bad state changes nothing."""
+    unknown = sorted(set(state) - set(mine))
+    missing = sorted(set(mine) - set(state))
+    if (exact_match and (unknown or missing)) or not set(state) & set(mine):
+        raise ValueError(f"parameter names do not match the {owner}'s {sorted(mine)}: "
+                         f"missing {missing}, unknown {unknown}")
+    state = {name: value for name, value in state.items() if name in mine}
+    for name, value in state.items():
+        if tuple(value.shape) != tuple(mine[name].shape):
+            raise ValueError(f"{name} has shape {tuple(value.shape)}, the {owner}'s is "
+                             f"{tuple(mine[name].shape)}")
+    with torch.no_grad():
+        for name, value in state.items():
+            mine[name].copy_(value)

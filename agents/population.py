@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from agents.base import SAVE_FORMAT, RewardAgent, _SingleGroupEnv, as_vector_env
+from agents.checkpoint import copy_parameters, policy_state, zip_path_for_save
 from agents.network import MLP, activate, activate_, dtype_name, resolve_dtype
 from agents.schedules import parse_rate, resolve_device
 
@@ -811,14 +812,12 @@ class PopulationAgent(RewardAgent):
         params = load_path_or_dict
         if not isinstance(params, dict):
             params = type(self).load(params).get_parameters()
-        state = params.get("policy", params.get("network"))
-        if not isinstance(state, dict):
-            raise ValueError("expected get_parameters() output: {'policy': state_dict}")
+        state = policy_state(params)
         if self.num_members == 1:
             state = {k: v.unsqueeze(0) if v.dim() < self._stacked_state()[k].dim() else v
                      for k, v in state.items() if k in self._stacked_state()} | {
                 k: v for k, v in state.items() if k not in self._stacked_state()}
-        self._load_stacked(state, exact_match)
+        copy_parameters(self._stacked_state(), state, exact_match, "population")
 
     def _stacked_state(self) -> dict[str, torch.Tensor]:
         state = {}
@@ -828,28 +827,10 @@ class PopulationAgent(RewardAgent):
                 state[f"layers.{k}.bias"] = self.biases[k]
         return state
 
-    def _load_stacked(self, state: dict[str, torch.Tensor], exact_match: bool = True) -> None:
-        """Copy ``state`` in; ``exact_match=False`` skips names the population lacks (as
-        torch's ``strict=False``; one must match). Every shape is checked before anything is
-        copied, so a bad state changes nothing."""
-        mine = self._stacked_state()
-        if (exact_match and set(state) != set(mine)) or not set(state) & set(mine):
-            raise ValueError(f"parameters {sorted(state)} do not match {sorted(mine)}")
-        state = {name: value for name, value in state.items() if name in mine}
-        for name, value in state.items():
-            if tuple(value.shape) != tuple(mine[name].shape):
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, the population's is "
-                                 f"{tuple(mine[name].shape)}")
-        for name, value in state.items():
-            mine[name].copy_(value)
-
     def save(self, path: str | pathlib.Path) -> None:
         """A zip: ``agent.json`` (rule name, settings, counters, members' status) and
         ``tensors.pt`` (plain tensors only, loaded with ``weights_only=True``)."""
-        path = pathlib.Path(path)
-        if path.suffix == "":
-            path = path.with_suffix(".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = zip_path_for_save(path)
         meta = {
             "format": SAVE_FORMAT,
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
@@ -897,7 +878,7 @@ class PopulationAgent(RewardAgent):
         if "members" not in meta:  # a single agent saved by np-envs 0.1: 2-D tensors
             network = {k: v.unsqueeze(0) for k, v in network.items()}
         try:
-            agent._load_stacked(network)
+            copy_parameters(agent._stacked_state(), network, True, "population")
         except ValueError as err:  # another env's (or architecture's) shapes
             from agents.checkpoint import shape_mismatch
 

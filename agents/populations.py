@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.checkpoint import policy_state, zip_path_for_save
 from agents.population import checked_members
 from agents.registry import resolve_agent
 
@@ -192,10 +193,7 @@ class SequentialPopulation:
         same size (this kind or a ``PopulationAgent``), or from a saved ``SequentialPopulation``
         file; ``exact_match`` and ``device`` as in each member's ``set_parameters``."""
         if isinstance(load_path_or_dict, dict):
-            state = load_path_or_dict.get("policy", load_path_or_dict.get("network"))
-            if not isinstance(state, dict):
-                raise ValueError("expected get_parameters() output: {'policy': state_dict} "
-                                 "with the member axis first")
+            state = policy_state(load_path_or_dict)
             if not exact_match:  # names the members lack are skipped, not counted
                 known = self.members[0].get_parameters()["policy"]
                 state = {k: v for k, v in state.items() if k in known} or state
@@ -216,10 +214,7 @@ class SequentialPopulation:
         name, the members' seeds and learning rates, ``diverged_at``) and ``member-000.zip``,
         ``member-001.zip``, ...: each member's own saved agent, exactly as ``members[p].save``
         writes it (JSON and plain tensors, no pickle)."""
-        path = pathlib.Path(path)
-        if path.suffix == "":
-            path = path.with_suffix(".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = zip_path_for_save(path)
         meta = {
             "format": SEQUENTIAL_FORMAT,
             "kind": SEQUENTIAL_KIND,

@@ -283,12 +283,12 @@ def agent_entry(config: dict[str, Any], label: str) -> tuple[str, dict[str, Any]
     return rule, entry
 
 
-def _rule_keywords(rule: str) -> set[str]:
-    """The keywords rule ``rule``'s class (or any plug-in's) accepts."""
+def rule_keywords(rule: str) -> set[str]:
+    """The ``make_agent`` keywords rule ``rule`` (a built-in or plug-in RewardAgent) takes."""
     from agents.population import accepted_keywords
     from agents.registry import resolve_agent
 
-    return set(accepted_keywords(resolve_agent(rule))) | {"learning_rate", "seed"}
+    return set(accepted_keywords(resolve_agent(rule)))
 
 
 def make_spec(
@@ -309,7 +309,7 @@ def make_spec(
     if rule in dflt.SB3_NAMES:
         base = {k: v for k, v in base.items() if k in dflt.SB3_KEYS}
     else:  # shared defaults go to the rules that take them (sgd has no sigma)
-        base = {k: v for k, v in base.items() if k in _rule_keywords(rule)}
+        base = {k: v for k, v in base.items() if k in rule_keywords(rule)}
     kwargs.update(base)
     kwargs.update(entry)
     kwargs["hidden_sizes"] = [int(h) for h in arch]

@@ -196,14 +196,13 @@ class CommandSettings(BaseModel):
     def _check_agent_keywords(self, label: str, rule: str) -> None:
         """A ``--config`` entry's keyword that the rule does not take would fail every run of it
         (a TypeError inside the job): refuse it here, before anything runs."""
-        from agents.population import accepted_keywords
-        from agents.registry import SB3_NAMES, resolve_agent
+        from agents.registry import SB3_NAMES
 
         if rule in SB3_NAMES:
             return
         _, entry = cfg.agent_entry(self.config, label)
-        accepted = set(accepted_keywords(resolve_agent(rule)))
-        unknown = sorted(set(entry) - accepted - {"learning_rate", "seed", "hidden_sizes"})
+        accepted = cfg.rule_keywords(rule)
+        unknown = sorted(set(entry) - accepted)
         if unknown:
             raise UsageError("--config", self.config_source,
                              f"its entry for {label!r} has {', '.join(unknown)}, which {rule} "
